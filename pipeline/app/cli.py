@@ -1,0 +1,288 @@
+"""The `ferflow` command: `predict`, `live`, and `report` (handed to pipeline.report.cli).
+
+Errors the user can fix (a missing file, a bad model, no camera) print one line,
+`ferflow: error: ...`, and exit with status 1; usage errors exit with 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.app.errors import AppError
+
+PROG = "ferflow"
+#: `live` runs the detector on every 2nd frame: it is half of the work per frame
+#: (`benchmarks/bench_live.py`), and faces move a few pixels between two frames at 30 fps.
+LIVE_DETECT_EVERY = 2
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _model_options(
+    parser: argparse.ArgumentParser, *, detect_width: int, detect_every: int
+) -> None:
+    from pipeline.app.detector import DEFAULT_CASCADE
+    from pipeline.app.recognizer import DEFAULT_MARGIN
+
+    group = parser.add_argument_group("model and detector")
+    group.add_argument(
+        "--model-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder holding emotion.onnx and labels.json (default: models/fer2013 if it "
+        "holds a model, else the export stage's folder, models/)",
+    )
+    group.add_argument(
+        "--model", type=Path, metavar="FILE", help="the ONNX file (overrides --model-dir)"
+    )
+    group.add_argument(
+        "--labels", type=Path, metavar="FILE", help="its labels.json (default: beside the model)"
+    )
+    group.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="ONNX Runtime threads (default: one per core)",
+    )
+    group.add_argument(
+        "--cascade",
+        default=DEFAULT_CASCADE,
+        metavar="NAME",
+        help="OpenCV Haar cascade: a file name in cv2.data.haarcascades or a path "
+        f"(default: {DEFAULT_CASCADE})",
+    )
+    group.add_argument(
+        "--detect-width",
+        type=_positive_int,
+        default=detect_width,
+        metavar="PIXELS",
+        help="frames are scaled down to this width for face detection; smaller is faster but "
+        f"misses small faces (default: {detect_width})",
+    )
+    group.add_argument(
+        "--detect-every",
+        type=_positive_int,
+        default=detect_every,
+        metavar="N",
+        help="in videos, run the face detector on every N-th frame only; the frames between "
+        f"reuse its boxes (default: {detect_every})",
+    )
+    group.add_argument(
+        "--min-face",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="ignore faces smaller than this, in frame pixels (default: 0, the detector's limit)",
+    )
+    group.add_argument(
+        "--margin",
+        type=_fraction,
+        default=DEFAULT_MARGIN,
+        metavar="F",
+        help="margin added on each side of a face box before cropping, as a fraction of its "
+        f"side (default: {DEFAULT_MARGIN}, FER2013's framing)",
+    )
+
+
+def _smoothing_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--smoothing",
+        type=_fraction,
+        default=0.6,
+        metavar="S",
+        help="weight of a tracked face's past probabilities in video (exponential moving "
+        "average; 0 = none, default: 0.6)",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ferflow")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Facial emotion recognition with an exported ferflow model."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser(
+        "predict",
+        help="faces and emotions in images, folders of images and videos",
+        description="Print one JSON line per face per frame (a frame without faces gets one "
+        "line with faces: 0).",
+    )
+    predict.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="image, folder or video"
+    )
+    predict.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write JSON lines to FILE, not stdout"
+    )
+    predict.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="DIR",
+        help="write copies with boxes and labels drawn into DIR (videos as .mp4, same fps)",
+    )
+    predict.add_argument(
+        "-r", "--recursive", action="store_true", help="look for images in subfolders too"
+    )
+    predict.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars and no summary"
+    )
+    _smoothing_option(predict)
+    _model_options(predict, detect_width=1280, detect_every=1)
+
+    live = commands.add_parser(
+        "live",
+        help="a camera, stream or video file in real time",
+        description="Analyse a camera (index), stream (URL) or video file as it plays. Shows a "
+        "window when a display exists (q or Esc quits), else prints JSON lines; Ctrl-C quits.",
+    )
+    live.add_argument(
+        "source", nargs="?", default="0", help="camera index, stream URL or video file (default: 0)"
+    )
+    window = live.add_mutually_exclusive_group()
+    window.add_argument(
+        "--no-window",
+        dest="window",
+        action="store_false",
+        default=None,
+        help="print JSON lines even when a display exists",
+    )
+    window.add_argument(
+        "--window", dest="window", action="store_true", help="require a window (error if none)"
+    )
+    live.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write JSON lines to FILE, not stdout"
+    )
+    live.add_argument(
+        "--no-skip",
+        dest="skip",
+        action="store_false",
+        help="analyse every frame even when behind (default: skip to the newest frame)",
+    )
+    live.add_argument(
+        "--max-frames", type=_positive_int, metavar="N", help="stop after analysing N frames"
+    )
+    live.add_argument("-q", "--quiet", action="store_true", help="no fps lines and no summary")
+    _smoothing_option(live)
+    _model_options(live, detect_width=320, detect_every=LIVE_DETECT_EVERY)
+
+    commands.add_parser(
+        "report",
+        help="pull-request report: metrics, params and plots diff as Markdown",
+        add_help=False,
+    )
+    return parser
+
+
+def _recognizer(args: argparse.Namespace):  # -> Recognizer, imported lazily with its deps
+    from pipeline.app.detector import FaceDetector
+    from pipeline.app.emotion import load_model
+    from pipeline.app.recognizer import Recognizer
+
+    detector = FaceDetector(args.cascade, detect_width=args.detect_width, min_face=args.min_face)
+    model = load_model(args.model_dir, args.model, args.labels, threads=args.threads)
+    return Recognizer(model, detector, margin=args.margin, detect_every=args.detect_every)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipeline.app.media import input_kind
+    from pipeline.app.predict import Options, run_predict
+
+    for path in args.paths:
+        input_kind(path)  # a missing input fails before the model is loaded
+    options = Options(
+        output=args.output,
+        annotate_dir=args.annotate,
+        smoothing=args.smoothing,
+        recursive=args.recursive,
+        progress=False if args.quiet else None,
+    )
+    summary = run_predict(args.paths, _recognizer(args), options)
+    if not args.quiet:
+        print(f"{PROG} predict: {summary.text()}", file=sys.stderr)
+    if summary.skipped and summary.files == 0:
+        raise AppError(f"none of the {len(summary.skipped)} images could be read")
+    return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    from pipeline.app.live import LiveOptions, run_live
+
+    options = LiveOptions(
+        window=args.window,
+        output=args.output,
+        smoothing=args.smoothing,
+        skip=args.skip,
+        max_frames=args.max_frames,
+        status_every=0 if args.quiet else 2.0,
+    )
+    summary = run_live(args.source, _recognizer(args), options)
+    if not args.quiet:
+        print(f"{PROG} {summary.text()}", file=sys.stderr)
+    return 0
+
+
+def _report(argv: Sequence[str]) -> int:
+    try:
+        report_cli = importlib.import_module("pipeline.report.cli")
+    except ImportError as e:
+        raise AppError(f"`{PROG} report` is not available in this install ({e})") from None
+    return int(report_cli.main(list(argv)) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ferflow` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # `report` has its own parser and dependencies (pipeline extra): hand it the rest.
+        if argv[:1] == ["report"]:
+            return _report(argv[1:])
+        args = build_parser().parse_args(argv)
+        from pipeline.app.media import quiet_opencv
+
+        quiet_opencv()
+        return _predict(args) if args.command == "predict" else _live(args)
+    except AppError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (`| head`): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:  # e.g. --output in a folder we may not write to
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

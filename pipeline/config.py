@@ -1,0 +1,53 @@
+"""The facts every part of ferflow shares: labels, image geometry, splits, params.
+
+Everything here is plain Python (no numpy, no Keras), so any module, the light
+inference app included, can import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: FER2013's label order; index i is the class of `emotion == i` in the CSV.
+LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NUM_CLASSES: int = len(LABELS)
+
+#: Faces are square grayscale images of this side, in pixels.
+IMAGE_SIZE: int = 48
+PIXELS_PER_IMAGE: int = IMAGE_SIZE * IMAGE_SIZE
+INPUT_SHAPE: tuple[int, int, int] = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+#: The CSV's header, in order.
+CSV_COLUMNS: tuple[str, ...] = ("emotion", "pixels", "Usage")
+
+#: `Usage` value -> name of the split ferflow stores it as. PublicTest is the validation
+#: split (model selection); PrivateTest is touched once, by `evaluate`.
+SPLIT_OF_USAGE: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+SPLITS: tuple[str, ...] = tuple(SPLIT_OF_USAGE.values())
+
+#: Repository root: the folder holding params.yaml and dvc.yaml.
+REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+PARAMS_FILE: Path = REPO_ROOT / "params.yaml"
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read params.yaml (DVC writes `-S key=value` overrides into it before a stage runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found; run from the repository root")
+    with path.open(encoding="utf-8") as f:
+        params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise ValueError(
+            f"{path}: expected a mapping of sections at the top, got {type(params).__name__}"
+        )
+    return params
+
+
+def repo_path(relative: str | Path) -> Path:
+    """A path from params.yaml, resolved against the repository root unless absolute."""
+    p = Path(relative).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p

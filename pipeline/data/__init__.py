@@ -1,0 +1,1 @@
+"""Data: synthetic generator, CSV parsing and validation, prepared shards."""

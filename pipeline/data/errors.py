@@ -1,0 +1,41 @@
+"""The one exception bad input raises, and how rows are named in messages.
+
+Row convention, used in every message and report: data rows are numbered from 1 and the
+header is not a row, so row N sits on line N + 1 of the file ("row 17 (line 18)"). The
+line is what an editor or `sed -n 18p file.csv` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DataError(ValueError):
+    """The raw CSV cannot be used; the message names the file, the rows and the reason."""
+
+
+def row_ref(row: int) -> str:
+    """'row 17 (line 18)' for the 1-based data row `row`."""
+    return f"row {row:,} (line {row + 1:,})"
+
+
+def rows_ref(rows: Sequence[int], total: int | None = None) -> str:
+    """'rows 3, 9 and 12 (lines 4, 10 and 13)', with '... (N in all)' past the first few."""
+    rows = list(rows)
+    if len(rows) == 1 and (total is None or total == 1):
+        return row_ref(rows[0])
+    more = f" and {total - len(rows):,} more" if total is not None and total > len(rows) else ""
+    return (
+        f"rows {', '.join(f'{r:,}' for r in rows)}{more} "
+        f"(lines {', '.join(f'{r + 1:,}' for r in rows)}{'...' if more else ''})"
+    )
+
+
+def preview(text: str | bytes | None, limit: int = 24) -> str:
+    """A quoted excerpt safe to put in a message: never a whole 9 kB pixel row."""
+    if text is None:
+        return "(empty)"
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    short = text if len(text) <= limit else text[:limit] + "..."
+    return repr(short)

@@ -1,0 +1,151 @@
+"""A self-contained HTML page of the validation summary (no CDN, opens offline).
+
+It shows the verdict, every problem with example rows, rows and classes per split as bars,
+duplicates, and a few faces of each class, so that a glance tells whether the labels look
+right. Images are inline PNGs written with zlib, to keep the data stages free of imaging
+libraries.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import LABELS, SPLITS
+from pipeline.data.fer_csv import USAGES, FerTable
+
+_FACES_PER_CLASS = 10
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+.ok { color: #176b1f; } .bad { color: #a31515; }
+table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; } tr:nth-child(even) { background: #f4f4f4; }
+pre { background: #f7f7f7; padding: .6rem; white-space: pre-wrap; }
+.bar { fill: #4a78b5; } svg text { font-size: 11px; }
+img.faces { image-rendering: pixelated; width: 100%; max-width: 48rem; }
+"""
+
+
+def png_bytes(gray: np.ndarray) -> bytes:
+    """A grayscale uint8 (H, W) image as PNG bytes."""
+    gray = np.ascontiguousarray(gray, dtype=np.uint8)
+    h, w = gray.shape
+    raw = b"".join(b"\x00" + gray[y].tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def face_grid(table: FerTable, per_class: int = _FACES_PER_CLASS) -> np.ndarray | None:
+    """The first `per_class` valid faces of each class, one class per row (blank if fewer)."""
+    valid = table.valid
+    if not valid.any():
+        return None
+    size = table.parsed.images.shape[1]
+    grid = np.full((len(LABELS) * size, per_class * size), 255, np.uint8)
+    for c in range(len(LABELS)):
+        rows = np.flatnonzero(valid & (table.labels == c))[:per_class]
+        for j, r in enumerate(rows):
+            grid[c * size : (c + 1) * size, j * size : (j + 1) * size] = table.parsed.images[r]
+    return grid
+
+
+def _class_bars(classes: dict[str, dict[str, int]]) -> str:
+    """Horizontal bars of class counts, one block per split, as inline SVG."""
+    width, label_w, bar_h = 520, 70, 13
+    parts = []
+    y = 0
+    for split in SPLITS:
+        counts = classes.get(split, {})
+        top = max(counts.values(), default=0) or 1
+        parts.append(f'<text x="0" y="{y + 11}" font-weight="bold">{split}</text>')
+        y += 16
+        for name in LABELS:
+            n = counts.get(name, 0)
+            w = (width - label_w - 60) * n / top
+            parts.append(
+                f'<text x="0" y="{y + 10}">{name}</text>'
+                f'<rect class="bar" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}"/>'
+                f'<text x="{label_w + w + 4:.1f}" y="{y + 10}">{n:,}</text>'
+            )
+            y += bar_h
+        y += 8
+    body = "".join(parts)
+    return f'<svg width="{width}" height="{y}" role="img" aria-label="classes">{body}</svg>'
+
+
+def render(summary: dict[str, Any], table: FerTable) -> str:
+    """The page for `summary` (from `validation.summarize`) of `table`."""
+    esc = html.escape
+    ok = summary["success"]
+    verdict = (
+        '<p class="ok">Passed every check.</p>'
+        if ok
+        else f'<p class="bad">Failed {len(summary["problems"])} check(s): not usable as is.</p>'
+    )
+    problems = "".join(
+        f"<h3>{esc(p['check'])} ({p['rows']:,} rows)</h3>"
+        f"<pre>{esc(chr(10).join(p['examples']))}</pre>"
+        for p in summary["problems"]
+    )
+    rows = summary["rows"]
+    split_rows = "".join(
+        f"<tr><td>{split} ({usage})</td><td>{rows.get(split, 0):,}</td></tr>"
+        for split, usage in zip(SPLITS, USAGES, strict=True)
+    )
+    d = summary["duplicates"]
+    duplicates = (
+        f"<p>{d['groups']:,} images appear more than once ({d['repeated_rows']:,} repeated rows; "
+        f"{d['groups_across_splits']:,} groups span two splits, which leaks faces between "
+        "train and test). First groups (row numbers): "
+        + esc("; ".join(", ".join(str(r) for r in g) for g in d["examples"]))
+        + "</p>"
+        if d["groups"]
+        else "<p>No image appears twice.</p>"
+    )
+    grid = face_grid(table)
+    faces = (
+        '<img class="faces" alt="sample faces, one class per row" src="data:image/png;base64,'
+        + base64.b64encode(png_bytes(grid)).decode()
+        + '">'
+        + f"<p>Rows, top to bottom: {', '.join(LABELS)}.</p>"
+        if grid is not None
+        else "<p>No valid rows to show.</p>"
+    )
+    e = summary["expectations"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>FER2013 validation</title>
+<style>{_STYLE}</style></head><body>
+<h1>Validation of {esc(summary["source"]["file"])}</h1>
+{verdict}
+<p>{e["evaluated"]} Great Expectations checks: {e["failed"]} failed, {e["warnings"]} warning(s).
+sha256 <code>{summary["source"]["sha256"]}</code>, {summary["source"]["bytes"]:,} bytes.
+Rows are numbered from 1 below the header: row N is line N + 1.</p>
+{problems}
+<h2>Rows per split</h2>
+<table><tr><th>split</th><th>rows</th></tr>{split_rows}
+<tr><td>all rows</td><td>{rows["total"]:,}</td></tr></table>
+<h2>Classes per split</h2>
+{_class_bars(summary["classes"])}
+<h2>Duplicates</h2>
+{duplicates}
+<h2>Sample faces</h2>
+{faces}
+</body></html>
+"""

@@ -1,0 +1,1 @@
+"""Evaluation on the test split (PrivateTest): metrics, confusion matrix, TTA, plots."""

@@ -1,0 +1,1 @@
+"""Training: the recipe (optimizer, schedule, fit) and the callbacks around it."""

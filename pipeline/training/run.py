@@ -1,0 +1,148 @@
+"""One training run as the `train` stage does it: data in, `model.keras` and a DVCLive log out.
+
+    net = train_and_save(params, prepared_dir, model_path, log_dir, resume_dir)
+
+Interrupted runs resume from their last completed epoch (see `resume.py`); a finished run
+leaves the saved network, the per-epoch log and no resume state.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from pipeline.data.shards import load_split
+from pipeline.training.live_logger import LiveLogger
+from pipeline.training.recipe import fit, make_net
+from pipeline.training.resume import ResumeState, fingerprint
+from pipeline.training.saving import save_keras
+
+
+def data_hash(*arrays: np.ndarray) -> str:
+    """sha256 over the bytes of the arrays a run trains on."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def as_float32(net: keras.Model, model_params: dict[str, Any], train_params: dict[str, Any]):
+    """The same network with a float32 policy, for saving after mixed-precision training.
+
+    Variables are float32 under either policy, but layers remember their policy, and ONNX
+    export and CPU inference want float32 compute.
+    """
+    if not train_params.get("mixed_precision", False):
+        return net
+    net32 = make_net(model_params, {**train_params, "mixed_precision": False})
+    net32.set_weights(net.get_weights())
+    return net32
+
+
+def best_epoch(live_dir: str | Path, metric: str = "val/accuracy") -> tuple[int, float] | None:
+    """(epoch, value) of the highest `metric` in a DVCLive history; first one on ties."""
+    tsv = Path(live_dir) / "plots" / "metrics" / f"{metric}.tsv"
+    if not tsv.is_file():
+        return None
+    with tsv.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    name = metric.rsplit("/", 1)[-1]
+    best: tuple[int, float] | None = None
+    for row in rows:
+        value = float(row[name])
+        if best is None or value > best[1]:
+            best = (int(row["step"]), value)
+    return best
+
+
+def open_live(log_dir: str | Path, resume: bool) -> Any:
+    """A `dvclive.Live` that only logs: dvc.yaml declares the plots, and `dvc exp run`
+    (not DVCLive) saves experiments."""
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    try:
+        return Live(str(log_dir), resume=resume, save_dvc_exp=False, dvcyaml=False)
+    except SCMError as e:
+        # DVCLive reads the current commit; a fresh `git init` has none.
+        raise RuntimeError(
+            f"DVCLive cannot read the git repository around {Path.cwd()} ({e}); "
+            "make a first commit (`git commit`) or run outside that repository"
+        ) from e
+
+
+def train_and_save(
+    params: dict[str, Any],
+    prepared_dir: str | Path,
+    model_path: str | Path,
+    log_dir: str | Path,
+    resume_dir: str | Path,
+    verbose: str | int | None = None,
+) -> keras.Model:
+    """Train `params["model"]` with `params["train"]` on the prepared train/val splits.
+
+    Writes the best-on-val network (no augmentation, float32) to `model_path` and a DVCLive
+    log (per-epoch curves, params, summary) to `log_dir`. Returns the network.
+
+    `verbose=None` shows Keras' progress bar in a terminal and one line per epoch in logs
+    (a redrawn bar turns into run-on text in `dvc repro`'s captured output).
+    """
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    model_params, train_params = params["model"], params["train"]
+    x_train, y_train = load_split(prepared_dir, "train")
+    x_val, y_val = load_split(prepared_dir, "val")
+
+    resume = ResumeState(
+        resume_dir,
+        fingerprint(
+            model=model_params,
+            train=train_params,
+            data=data_hash(x_train, y_train, x_val, y_val),
+            backend=keras.backend.backend(),
+        ),
+    )
+    start_epoch = resume.prepare()
+    epochs = int(train_params["epochs"])
+    if start_epoch:
+        print(f"Resuming training at epoch {start_epoch + 1}/{epochs} from {resume.folder}")
+
+    net = make_net(model_params, train_params)
+    if start_epoch:
+        resume.restore_log(log_dir)
+    live = open_live(log_dir, resume=start_epoch > 0)
+    live.log_params({"model": model_params, "train": train_params})
+    # Log first, then copy the log, then checkpoint: a kill in between can only make an
+    # epoch run twice (its stale log rows are dropped), never leave a gap in the curves.
+    callbacks = [
+        LiveLogger(live, num_train=len(x_train)),
+        resume.log_snapshot(log_dir),
+        resume.callback(),
+    ]
+    fit(
+        net,
+        (x_train, y_train),
+        (x_val, y_val),
+        train_params,
+        callbacks=callbacks,
+        verbose=verbose,
+        state_dir=resume.best_dir,
+    )
+
+    net = as_float32(net, model_params, train_params)
+    save_keras(net, model_path)
+    best = best_epoch(log_dir)
+    if best is not None:
+        # 1-based, as Keras prints it ("Epoch 7/30"); DVCLive steps count from 0.
+        live.summary["best_epoch"] = best[0] + 1
+        live.summary["best_val_accuracy"] = best[1]
+    live.end()
+    resume.clear()
+    return net

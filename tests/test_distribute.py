@@ -1,0 +1,188 @@
+"""Data-parallel training on two virtual CPU devices, on the JAX and TensorFlow backends,
+and across two processes (two "hosts" on this machine's loopback) on JAX.
+
+Each run is a fresh interpreter: the device split must happen before the backend starts,
+and the Keras backend is chosen at import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import REPO_ROOT
+
+# Runs in the child: the plan's decisions, then the training recipe itself (`make_net` +
+# `fit`) with `train.distribute: on`. Prints one JSON line with what it saw.
+CHILD = r"""
+import json
+import keras
+import numpy as np
+from pipeline.training.distribute import plan_distribution, simulate_cpu_devices
+
+simulate_cpu_devices(2)  # before the backend starts
+
+from pipeline.training.recipe import fit, make_net
+
+facts = {"auto": plan_distribution({"distribute": "auto"}).replicas}  # CPUs: not accelerators
+try:
+    plan_distribution({"distribute": "on", "devices": 3})
+except ValueError as e:
+    facts["too_many"] = str(e)
+plan = plan_distribution({"distribute": "on"})
+facts["describe"] = plan.describe(8, 0.01)
+facts["shard"] = len(plan.shard(np.arange(67))[0])
+
+train = {"seed": 0, "epochs": 2, "batch_size": 8, "optimizer": "sgd", "lr": 0.01,
+         "schedule": "constant", "augment": {"flip": True}, "distribute": "on"}
+net = make_net({"name": "vgg", "widths": [8, 16], "convs_per_block": 1, "dense": [16]}, train)
+before = [w.copy() for w in net.get_weights()]
+rng = np.random.default_rng(0)
+faces = rng.integers(0, 256, (67, 48, 48), dtype=np.uint8)  # odd: the last batch is partial
+labels = rng.integers(0, 7, 67)
+
+
+class Probe(keras.callbacks.Callback):
+    # What the model being fitted looks like, seen from inside `fit`.
+    def on_train_batch_end(self, batch, logs=None):
+        value = self.model.trainable_weights[0].value
+        if hasattr(value, "sharding"):  # JAX array: on how many devices it lives
+            facts["copies"] = len(value.sharding.device_set)
+        else:  # TF MirroredVariable: one value per device
+            facts["copies"] = len(getattr(value, "values", [value]))
+        facts["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+history = fit(net, (faces, labels), (faces[:33], labels[:33]), train, callbacks=[Probe()],
+              verbose=0)
+facts["epochs"] = len(history.history["loss"])
+facts["net_changed"] = any(not np.allclose(a, b) for a, b in zip(before, net.get_weights()))
+# The handed-back net is a plain model: it predicts on any batch size, outside the scope.
+facts["predict_shape"] = list(net.predict(faces[:3].astype("float32")[..., None], verbose=0).shape)
+print("FACTS " + json.dumps(facts))
+"""
+
+
+def _child_env(backend: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "TF_CONFIG")}
+    env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
+    # CPU devices only, also on a GPU machine: `distribute: on` prefers accelerators.
+    env.update(CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+    return env
+
+
+def _facts(out: str, err: str, returncode: int) -> dict:
+    lines = [line for line in out.splitlines() if line.startswith("FACTS ")]
+    assert returncode == 0 and lines, f"child failed:\n{out[-3000:]}\n{err[-3000:]}"
+    return json.loads(lines[-1][len("FACTS ") :])
+
+
+def _require(backend: str) -> None:
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        pytest.fail("jax is not installed; `pip install -e '.[dev]'` installs it")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_recipe_trains_on_two_devices(backend: str) -> None:
+    _require(backend)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        env=_child_env(backend),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    facts = _facts(done.stdout, done.stderr, done.returncode)
+
+    assert facts["auto"] == 1, "auto must spread over accelerators only, not CPU devices"
+    assert "train.devices=3 but only 2" in facts["too_many"]
+    assert "over 2 replicas" in facts["describe"] and "global batch 16 = 8 x 2" in facts["describe"]
+    assert facts["shard"] == 66, "a multiple of the device count"
+    assert facts["copies"] == 2, "fit must train the model replicated over both devices"
+    assert facts["lr"] == pytest.approx(0.02), "lr 0.01 per device x 2 devices (linear)"
+    assert facts["epochs"] == 2
+    assert facts["net_changed"], "the trained weights must end up in `net`"
+    assert facts["predict_shape"] == [3, 7]
+
+
+# One process of a two-process (two-"host") JAX job on this machine's loopback.
+HOST_CHILD = r"""
+import json
+import numpy as np
+import keras
+from pipeline.training.distribute import plan_distribution
+from pipeline.models import build_model
+
+keras.utils.set_random_seed(0)
+plan = plan_distribution({"distribute": "auto"})  # joins the job from the KERAS_* variables
+net = build_model("vgg", widths=(4, 8), convs_per_block=1, dense=(8,))
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, (65, 48, 48, 1)).astype("float32")
+y = np.arange(65) % 7
+x_mine, y_mine = plan.shard(x, y)
+with plan.replica_of(net) as model:
+    model.compile(optimizer=keras.optimizers.SGD(plan.scale_lr(0.01)),
+                  loss="sparse_categorical_crossentropy")
+    history = model.fit(x_mine, y_mine, batch_size=plan.fit_batch_size(8), epochs=1, verbose=0)
+facts = {"replicas": plan.replicas, "processes": plan.processes, "rows": len(x_mine),
+         "first_labels": y_mine[:3].tolist(), "loss": history.history["loss"][-1],
+         "weights_sum": float(sum(float(np.abs(w).sum()) for w in net.get_weights()))}
+print("FACTS " + json.dumps(facts))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_jax_training_across_two_processes_stays_in_sync(tmp_path: Path) -> None:
+    _require("jax")
+    env = _child_env("jax")
+    env.update(
+        KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{_free_port()}",
+        KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+    )
+    # Output to files, not pipes: a process blocked on a full pipe would stall the other one
+    # at the next collective.
+    logs = [(tmp_path / f"out{i}.txt", tmp_path / f"err{i}.txt") for i in (0, 1)]
+    hosts = []
+    for index, (out, err) in enumerate(logs):
+        with out.open("w") as stdout, err.open("w") as stderr:
+            hosts.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", HOST_CHILD],
+                    env={**env, "KERAS_DISTRIBUTION_PROCESS_ID": str(index)},
+                    cwd=REPO_ROOT,
+                    stdout=stdout,
+                    stderr=stderr,
+                )
+            )
+    try:
+        codes = [host.wait(timeout=300) for host in hosts]
+    finally:
+        for host in hosts:
+            if host.poll() is None:
+                host.kill()
+    facts = [
+        _facts(out.read_text(), err.read_text(), code)
+        for (out, err), code in zip(logs, codes, strict=True)
+    ]
+    assert [f["replicas"] for f in facts] == [2, 2] and [f["processes"] for f in facts] == [2, 2]
+    # 65 rows -> 64 -> 32 each, disjoint: process 0 has rows 0, 2, 4, ..., process 1 the odd ones.
+    assert [f["rows"] for f in facts] == [32, 32]
+    assert facts[0]["first_labels"] == [0, 2, 4] and facts[1]["first_labels"] == [1, 3, 5]
+    # One model trained together: same loss, same weights on both "hosts".
+    assert facts[0]["loss"] == pytest.approx(facts[1]["loss"])
+    assert facts[0]["weights_sum"] == pytest.approx(facts[1]["weights_sum"], rel=1e-6)

@@ -1,0 +1,198 @@
+"""`ferflow report` on a real git + DVC repository with two commits whose metrics differ."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.report.cli import main
+from pipeline.report.dvc_diff import Change
+from pipeline.report.markdown import format_change, format_value
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+DVC_YAML = """\
+metrics:
+  - eval/metrics.json
+plots:
+  - confusion:
+      template: confusion
+      x: actual
+      y:
+        eval/plots/confusion.json: predicted
+      title: Confusion matrix
+  - eval/plots/val_accuracy.tsv:
+      x: step
+      y: val_accuracy
+"""
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _dvc(repo: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, check=True, capture_output=True)
+
+
+def _write_results(repo: Path, accuracy: float, lr: float, hits: int, curve: list[float]) -> None:
+    (repo / "params.yaml").write_text(f"train:\n  lr: {lr}\n  epochs: 3\n")
+    (repo / "eval" / "plots").mkdir(parents=True, exist_ok=True)
+    (repo / "eval" / "metrics.json").write_text(
+        json.dumps({"accuracy": accuracy, "n": 15, "per_class": {"happy": {"f1": accuracy / 2}}})
+    )
+    # `hits` of 10 happy faces predicted right, the rest called neutral.
+    rows = [{"actual": "happy", "predicted": "happy" if i < hits else "neutral"} for i in range(10)]
+    rows += [{"actual": "neutral", "predicted": "neutral"}] * 5
+    (repo / "eval" / "plots" / "confusion.json").write_text(json.dumps(rows))
+    lines = ["step\tval_accuracy"] + [f"{i}\t{v}" for i, v in enumerate(curve)]
+    (repo / "eval" / "plots" / "val_accuracy.tsv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Commit 1: accuracy 0.5, lr 0.001. Commit 2: accuracy 0.625, lr 0.002."""
+    repo = tmp_path_factory.mktemp("report-repo")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "ci@example.com")
+    _git(repo, "config", "user.name", "CI")
+    _dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    _write_results(repo, 0.5, 0.001, hits=4, curve=[0.2, 0.4, 0.5])
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "baseline")
+    _write_results(repo, 0.625, 0.002, hits=7, curve=[0.3, 0.5, 0.625])
+    _git(repo, "commit", "-q", "-am", "faster lr")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("out") / "report.md"
+    assert main(["--base", "HEAD~1", "--head", "HEAD", "--out", str(out), "--repo", str(repo)]) == 0
+    return out, out.read_text()
+
+
+def test_metrics_table_shows_both_values_and_the_change(repo: Path, report) -> None:
+    _, md = report
+    base, head = (
+        _git(repo, "rev-parse", "--short", "HEAD~1"),
+        _git(repo, "rev-parse", "--short", "HEAD"),
+    )
+    assert f"| Metric | HEAD~1 ({base}) | HEAD ({head}) | Change |" in md
+    assert "| `accuracy` | 0.5000 | 0.6250 | +0.1250 (+25.0%) |" in md
+    assert "| `per_class.happy.f1` | 0.2500 | 0.3125 | +0.0625 (+25.0%) |" in md
+    assert "From `eval/metrics.json`." in md
+
+
+def test_unchanged_metrics_are_folded_away(report) -> None:
+    _, md = report
+    changed, folded = md.split("<details><summary>1 unchanged</summary>")
+    assert "| `n` |" not in changed.split("### Params")[0]
+    assert "| `n` | 15 | 15 | 0 |" in folded.split("</details>")[0]
+
+
+def test_params_table_lists_the_changed_param_only(report) -> None:
+    _, md = report
+    assert "| `train.lr` | 0.001 | 0.002 | +0.001 (+100.0%) |" in md
+    assert "train.epochs" not in md  # unchanged params stay out of the comment
+
+
+def test_plots_are_pngs_linked_relative_to_the_report(report) -> None:
+    out, md = report
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == 2, md
+    for link in links:
+        assert not Path(link).is_absolute() and link.startswith("report_plots/")
+        image = out.parent / link
+        assert image.read_bytes()[:8] == PNG_MAGIC
+    assert "#### Confusion matrix" in md and "#### eval/plots/val_accuracy.tsv" in md
+    assert "### Warnings" not in md
+
+
+def test_confusion_png_shows_base_head_and_change(report) -> None:
+    out, _ = report
+    from matplotlib.image import imread
+
+    pixels = imread(out.parent / "report_plots" / "confusion.png")
+    # Three square panels side by side: much wider than tall.
+    height, width = pixels.shape[:2]
+    assert width > 2.2 * height
+
+
+def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = repo / "eval" / "metrics.json"
+    committed = metrics.read_text()
+    try:
+        metrics.write_text(
+            json.dumps({"accuracy": 0.75, "n": 15, "per_class": {"happy": {"f1": 0.4}}})
+        )
+        assert main(["--base", "HEAD", "--repo", str(repo)]) == 0
+    finally:
+        metrics.write_text(committed)
+    md = capsys.readouterr().out
+    assert "→ head **`workspace`**" in md
+    assert "| `accuracy` | 0.6250 | 0.7500 | +0.1250 (+20.0%) |" in md
+    assert "Not drawn: give `--out FILE`" in md
+
+
+def test_a_base_without_metrics_shows_dashes_and_a_warning(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A third commit whose metrics file cannot be read: the comparison must say so.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    _git(clone, "config", "user.email", "ci@example.com")
+    _git(clone, "config", "user.name", "CI")
+    (clone / "eval" / "metrics.json").write_text("{not json")
+    _git(clone, "commit", "-q", "-am", "broken metrics")
+    assert main(["--base", "HEAD", "--head", "HEAD~1", "--repo", str(clone)]) == 0
+    md = capsys.readouterr().out
+    assert "| `accuracy` | — | 0.6250 | added |" in md
+    assert "### Warnings" in md and "HEAD" in md.split("### Warnings")[1]
+
+
+def test_unknown_revision_is_a_clear_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--base", "no-such-branch", "--head", "HEAD", "--repo", str(repo)]) == 1
+    err = capsys.readouterr().err
+    assert "'no-such-branch' is not a git revision" in err and "fetch-depth: 0" in err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "metric", "expected"),
+    [
+        (0.5, 0.625, True, "+0.1250 (+25.0%)"),
+        (0.5, 0.5, True, "0"),
+        (None, 0.5, True, "added"),
+        (0.5, None, True, "removed"),
+        (0, 3, False, "+3"),  # no relative change from zero
+        ("adam", "sgd", False, "changed"),
+        (1e-5, 2e-5, True, "+1e-05 (+100.0%)"),
+    ],
+)
+def test_format_change(old, new, metric: bool, expected: str) -> None:
+    assert format_change(Change("m.json", "k", old, new), metric) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "metric", "expected"),
+    [
+        (0.61234, True, "0.6123"),
+        (3.2e-6, True, "3.2e-06"),
+        (0.001, False, "0.001"),
+        (30, False, "30"),
+        (True, False, "true"),
+        ("adamw", False, "`adamw`"),
+        ([64, 128], False, "`[64,128]`"),
+        ("6368f8539f2c1f93be7be55f302f32b1", False, "`6368f8539f2c1f93be7be…`"),
+        (None, True, "—"),
+    ],
+)
+def test_format_value(value, metric: bool, expected: str) -> None:
+    assert format_value(value, metric) == expected
