@@ -1,6 +1,6 @@
 """Print a parameter file as `-S key=value` arguments for `dvc exp run`.
 
-    dvc exp run $(python scripts/params_overrides.py params/fer2013-gpu.yaml)
+dvc exp run $(python scripts/params_overrides.py params/fer2013-gpu.yaml)
 """
 
 from __future__ import annotations
