@@ -34,7 +34,7 @@ from pipeline.app.live import LiveOptions, run_live
 from pipeline.app.recognizer import Recognizer
 
 WIDTH, HEIGHT, FPS = 640, 480, 30.0
-FACE_SIDES = (110, 130, 150)  # head crops; the faces inside are about 60-80 px wide
+FACE_SIDES = (140, 160, 180)  # head crops; the faces inside are about 65-85 px wide
 
 
 def write_stream(path: Path, seconds: float) -> Path:
@@ -49,7 +49,7 @@ def write_stream(path: Path, seconds: float) -> Path:
     for i in range(round(seconds * FPS)):
         frame = background.copy()
         for k, h in enumerate(heads):
-            x = 30 + k * 210 + int(20 * np.sin(i / 20 + k))
+            x = k * 213 + 16 + int(15 * np.sin(i / 20 + k))
             y = 150 + int(30 * np.cos(i / 25 + 2 * k))
             frame[y : y + h.shape[0], x : x + h.shape[1]] = h
         writer.write(frame)

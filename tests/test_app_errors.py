@@ -69,11 +69,13 @@ def test_folder_where_no_image_can_be_read(capfd, app_model_dir, tmp_path):
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"not a jpeg")
     (folder / "b.png").write_bytes(b"not a png")
-    code = main(["predict", str(folder), "--model-dir", str(app_model_dir)])
+    output = tmp_path / "out.jsonl"
+    code = main(["predict", str(folder), "--model-dir", str(app_model_dir), "-o", str(output)])
     _, err = capfd.readouterr()
     assert code == 1
     assert err.count("ferflow: skipped") == 2
     assert err.strip().splitlines()[-1] == "ferflow: error: none of the 2 images could be read"
+    assert not output.exists()
 
 
 def test_video_that_cannot_be_opened(capfd, app_model_dir, tmp_path):

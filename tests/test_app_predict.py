@@ -248,3 +248,13 @@ def test_detect_every_reuses_the_detectors_boxes_in_between(capfd, app_model_dir
     for start in (0, 3, 6, 9):  # the detector ran on these frames only
         assert boxes[start] == boxes[start + 1] == boxes[start + 2]
     assert boxes[0] != boxes[3]  # the face moved 12 px meanwhile
+
+
+def test_shipped_model_is_the_default_and_sees_the_astronaut_smile(capfd, astronaut_png):
+    """The real FER2013 model in models/fer2013 (committed), through the whole app."""
+    code, (record,), _ = run(capfd, "predict", astronaut_png)
+
+    assert code == 0
+    assert overlap(record["box"], ASTRONAUT_FACE) > 0.6
+    assert record["label"] == "happy"
+    assert record["score"] > 0.9

@@ -225,8 +225,6 @@ def _predict(args: argparse.Namespace) -> int:
     summary = run_predict(args.paths, _recognizer(args), options)
     if not args.quiet:
         print(f"{PROG} predict: {summary.text()}", file=sys.stderr)
-    if summary.skipped and summary.files == 0:
-        raise AppError(f"none of the {len(summary.skipped)} images could be read")
     return 0
 
 

@@ -90,6 +90,9 @@ def run_predict(paths: list[Path], recognizer: Recognizer, options: Options) -> 
                         tqdm.write(f"ferflow: skipped {e}", file=sys.stderr)
                         continue
                     _predict_image(file, image, kind, path, recognizer, out, options, summary)
+        if summary.skipped and summary.files == 0:
+            # Raised inside the `with`: an earlier --output file stays as it was.
+            raise AppError(f"none of the {len(summary.skipped)} images could be read")
     summary.seconds = time.perf_counter() - start
     return summary
 
