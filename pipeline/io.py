@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once, at import: os.umask can only be read by setting it, and setting it later would
+# race with stages that write files from a second thread.
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -33,7 +38,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp creates 0600; published outputs follow the umask like any other file.
-        tmp_path.chmod(0o666 & ~_umask())
+        tmp_path.chmod(0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -47,7 +52,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        tmp.chmod(0o777 & ~_umask())
+        tmp.chmod(0o777 & ~_UMASK)
         if target.exists():
             # Two renames keep the window without a complete `target` as short as possible.
             old = target.with_name(f".{target.name}.old")
