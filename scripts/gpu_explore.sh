@@ -2,8 +2,9 @@
 # Run several recipes at once on the lent GPU (one process each; small nets leave the H100
 # mostly idle, so they share it well). Usage, on the device machine, from the repo root:
 #   bash scripts/gpu_explore.sh NAME[@PARAMS_FILE] "OVERRIDES" [NAME "OVERRIDES" ...]
-# Needs /root/fer/fer2013-{a,b}.npz and Keras on PYTHONPATH (see docs/gpu.md).
+# Needs $FER_DATA/fer2013-{a,b}.npz (default /root/fer) and Keras on PYTHONPATH (docs/gpu.md).
 set -u
+data=${FER_DATA:-/root/fer}
 params=${PARAMS:-params/fer2013-gpu.yaml}
 out=${OUT:-/tmp/out}
 mkdir -p "$out/runs"
@@ -14,7 +15,7 @@ while [ $# -ge 2 ]; do
   shift 2
   set -f; args=(); for o in $overrides; do args+=(-S "$o"); done; set +f
   XLA_PYTHON_CLIENT_MEM_FRACTION=${MEM_FRACTION:-0.18} python3 scripts/gpu_train.py \
-    --params "$run_params" --data /root/fer/fer2013-a.npz /root/fer/fer2013-b.npz \
+    --params "$run_params" --data "$data/fer2013-a.npz" "$data/fer2013-b.npz" \
     --out "$out/runs/$name" --max-minutes "${MAX_MINUTES:-7.5}" ${EXTRA:-} "${args[@]}" \
     > "$out/runs/$name.log" 2>&1 &
   pids+=($!)

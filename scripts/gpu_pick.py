@@ -2,11 +2,14 @@
 print every run's figures and the seed ensemble's, and copy the picked run's weights out.
 
     python scripts/gpu_pick.py RUNS_DIR OUT_DIR run0 run1 run2
+
+The labels come from the device data parts in $FER_DATA (default /root/fer).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +21,8 @@ def main() -> None:
     runs_dir, out_dir, names = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
     results = {n: json.loads((runs_dir / n / "result.json").read_text()) for n in names}
     best = max(names, key=lambda n: results[n]["val_plain"])
-    data = [np.load(p) for p in sorted(Path("/root/fer").glob("fer2013-*.npz"))]
+    data_dir = Path(os.environ.get("FER_DATA", "/root/fer"))
+    data = [np.load(p) for p in sorted(data_dir.glob("fer2013-*.npz"))]
     usage = np.concatenate([d["usage"] for d in data])
     y = np.concatenate([d["emotion"] for d in data])[usage == 2]
     summary = {"picked": best, "runs": {}}

@@ -60,6 +60,21 @@ def load_weight_chunks(files: list[Path]) -> list[np.ndarray]:
     return [np.concatenate([p[k] for k in sorted(p)]) for _, p in sorted(found.items())]
 
 
+def describe_device() -> str:
+    """The accelerator the run used, for the record (e.g. `1x NVIDIA H100 80GB HBM3 (gpu)`)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        devices = jax.devices()
+        return (
+            f"{len(devices)}x {devices[0].device_kind} ({devices[0].platform}), "
+            f"Keras {keras.__version__} on JAX {jax.__version__}"
+        )
+    return f"{', '.join(keras.distribution.list_devices())}, Keras {keras.__version__}"
+
+
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
     """`-S train.lr=0.02` like `dvc exp run -S`: dotted key, YAML value."""
     for item in overrides:
@@ -95,7 +110,7 @@ def main() -> None:
 
     class Timer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.start, self.epochs = time.perf_counter(), []
+            self.start, self.epochs, self.hit_deadline = time.perf_counter(), [], False
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.perf_counter()
@@ -103,8 +118,10 @@ def main() -> None:
         def on_epoch_end(self, epoch, logs=None):
             self.epochs.append(time.perf_counter() - self.t)
             # A guard for the machine's 10-minute call limit, not part of the recipe.
-            if args.max_minutes and time.perf_counter() - self.start > 60 * args.max_minutes:
-                self.model.stop_training = True
+            elapsed = time.perf_counter() - self.start
+            more_to_go = epoch + 1 < self.params["epochs"]
+            if args.max_minutes and more_to_go and elapsed > 60 * args.max_minutes:
+                self.model.stop_training = self.hit_deadline = True
 
     timer = Timer()
     start = time.perf_counter()
@@ -118,9 +135,11 @@ def main() -> None:
     result = {
         "params": params,
         "backend": keras.backend.backend(),
+        "device": describe_device(),
         "train_wall_s": round(wall, 1),
         "epochs_run": len(timer.epochs),
-        "stopped_by_deadline": len(timer.epochs) < int(params["train"]["epochs"]),
+        # Early stopping also ends runs before `epochs`; only the guard makes a run incomplete.
+        "stopped_by_deadline": timer.hit_deadline,
         "first_epoch_s": round(timer.epochs[0], 2),
         "median_epoch_s": round(median_epoch, 3),
         "images_per_s": round(n_train / median_epoch),

@@ -114,7 +114,10 @@ def main() -> None:
     write_text(report / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     run = {k: v for k, v in result.items() if k not in ("params", "history")}
     run |= {
-        "device": "1x NVIDIA H100 80GB HBM3 (lent GPU machine), Keras 3.15.1 on JAX 0.11.2",
+        # Runs from before gpu_train.py recorded its device were all on the lent H100.
+        "device": result.get(
+            "device", "1x NVIDIA H100 80GB HBM3 (gpu), Keras 3.15.1 on JAX 0.11.2"
+        ),
         "data_sha256": table.sha256,
         "export_machine": f"{platform.machine()} CPU, ONNX Runtime, TensorFlow backend",
         "onnx_bytes": onnx_path.stat().st_size,

@@ -2,6 +2,7 @@
 
 Writes `paths.metrics` (accuracy, macro F1, n; `test_tta` too with `evaluate.tta`) and, in
 `paths.eval`, the confusion matrix (DVC plot data + PNG) and per-class scores (JSON + PNG).
+With members in `paths.ensemble`, also their ensemble with the network (`test_ensemble`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main() -> None:
         model_path=repo_path(paths["model"]),
         metrics_path=repo_path(paths["metrics"]),
         eval_dir=repo_path(paths["eval"]),
+        ensemble_dir=repo_path(paths["ensemble"]),
     )
 
 

@@ -22,7 +22,7 @@ from tiny_project import TINY_OVERRIDES, TinyProject, build_tiny_project
 
 from pipeline.config import REPO_ROOT
 
-STAGES = ("train", "evaluate", "export")
+STAGES = ("train", "ensemble", "evaluate", "export")
 
 
 # --- deps: every pipeline module a stage imports, at any depth --------------------------
@@ -157,6 +157,19 @@ def test_experiment_with_another_learning_rate(project):
     assert diff["reports/train/metrics.json"]["learning_rate"]["new"] == pytest.approx(0.0005)
     lr_change = json.loads(project.dvc("params", "diff", "--json"))["params.yaml"]["train.lr"]
     assert (lr_change["old"], lr_change["new"]) == (baseline_lr, 0.0005)
+
+
+@pytest.mark.slow
+def test_experiment_with_an_ensemble_member(project):
+    metrics_file = project.root / "reports" / "metrics.json"
+    assert "test_ensemble" not in json.loads(metrics_file.read_text()), "none by default"
+    project.dvc("exp", "run", "-S", "ensemble.members=[{train: {seed: 1}}]")
+
+    members = json.loads((project.root / "models" / "ensemble" / "members.json").read_text())
+    assert [(m["member"], m["overrides"]) for m in members] == [(1, {"train": {"seed": 1}})]
+    diff = json.loads(project.dvc("metrics", "diff", "--all", "--json"))["reports/metrics.json"]
+    assert 0 <= diff["test_ensemble.accuracy"]["new"] <= 1
+    assert diff["test_ensemble.accuracy"]["old"] is None
 
 
 @pytest.mark.slow

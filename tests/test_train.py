@@ -191,3 +191,69 @@ def test_training_resumes_after_kill_at_the_last_completed_epoch(
         assert steps(log, metric) == list(range(epochs)), metric
     assert model.is_file()
     assert not resume.exists()
+
+
+def test_ema_momentum_out_of_range_is_refused():
+    from pipeline.training.recipe import make_optimizer
+
+    with pytest.raises(ValueError, match=r"train\.ema=1\.0"):
+        make_optimizer({"lr": 0.01, "epochs": 1, "ema": 1.0}, steps_per_epoch=10)
+
+
+@pytest.mark.slow
+def test_ema_validates_and_keeps_the_averaged_weights(tiny_prepared, tiny_params):
+    from pipeline.data.shards import load_split
+    from pipeline.training.recipe import as_model_input, fit, make_net
+
+    train_split, val_split = load_split(tiny_prepared, "train"), load_split(tiny_prepared, "val")
+    runs = {}
+    for ema in (0.0, 0.9):
+        params = {**tiny_params["train"], "ema": ema}
+        net = make_net(tiny_params["model"], params)
+        runs[ema] = (net, fit(net, train_split, val_split, params, verbose=0).history)
+    (_, plain), (averaged_net, averaged) = runs[0.0], runs[0.9]
+
+    # Averaging only reads the weights: training follows the same path, validation does not.
+    np.testing.assert_allclose(averaged["loss"], plain["loss"], rtol=1e-5)
+    assert not np.allclose(averaged["val_loss"], plain["val_loss"], rtol=1e-3)
+    # The network left behind is the one validated at the best epoch: the averaged weights.
+    best = int(np.argmax(averaged["val_accuracy"]))
+    probs = averaged_net.predict(as_model_input(val_split[0]), verbose=0)
+    val_loss = -np.log(probs[np.arange(len(probs)), val_split[1]]).mean()
+    assert val_loss == pytest.approx(averaged["val_loss"][best], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_patience_counters_are_saved_each_epoch_and_restored_on_resume(
+    tiny_prepared, tiny_params, tmp_path
+):
+    from pipeline.data.shards import load_split
+    from pipeline.training.patience import KeepPatience
+    from pipeline.training.recipe import fit, make_callbacks, make_net
+
+    params = tiny_params["train"] | {
+        "schedule": "plateau",
+        "plateau_patience": 50,
+        "early_stopping_patience": 50,
+    }
+    net = make_net(tiny_params["model"], params)
+    splits = load_split(tiny_prepared, "train"), load_split(tiny_prepared, "val")
+    history = fit(net, *splits, params, verbose=0, state_dir=tmp_path).history
+
+    saved = json.loads((tmp_path / "patience.json").read_text())
+    val_accuracy = history["val_accuracy"]
+    best = int(np.argmax(val_accuracy))
+    assert saved["epoch"] == len(val_accuracy) - 1
+    assert saved["EarlyStopping"]["best"] == pytest.approx(val_accuracy[best])
+    assert saved["EarlyStopping"]["wait"] == len(val_accuracy) - 1 - best
+
+    # A resumed run: the recipe's callbacks reset themselves, then get their counters back.
+    resumed = make_callbacks(params)
+    for callback in [*resumed, KeepPatience(resumed, tmp_path)]:
+        callback.on_train_begin()
+    stopper, plateau = resumed[1], resumed[0]
+    assert isinstance(stopper, keras.callbacks.EarlyStopping)
+    assert stopper.wait == saved["EarlyStopping"]["wait"]
+    assert stopper.best == saved["EarlyStopping"]["best"]
+    assert plateau.wait == saved["ReduceLROnPlateau"]["wait"]
+    assert plateau.best == saved["ReduceLROnPlateau"]["best"]

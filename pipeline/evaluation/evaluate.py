@@ -2,7 +2,8 @@
 
 Outputs (all replaced atomically, so a failure leaves the previous ones intact):
 
-- `metrics.json`: `{"test": {"accuracy", "macro_f1", "n"}}`, plus `"test_tta"` with TTA on;
+- `metrics.json`: `{"test": {"accuracy", "macro_f1", "n"}}`, plus `"test_tta"` with TTA on,
+  and `"test_ensemble"` (`"test_ensemble_tta"`) when the `ensemble` stage trained members;
 - in the eval folder: `confusion.json` (one `{"actual", "predicted"}` record per image, for
   DVC's confusion template), `confusion.png`, `per_class.json` (precision, recall, F1 and
   support per class) and `per_class.png`.
@@ -12,6 +13,7 @@ This is the only place that reads the test split; model selection happened on `v
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +38,54 @@ SUMMARY_KEYS = ("accuracy", "macro_f1", "n")
 
 def predict_proba(net: Any, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Class probabilities (N, classes) for uint8 faces (N, 48, 48)."""
-    from pipeline.training.recipe import as_model_input
+    from pipeline.models import as_model_input
 
     return net.predict(as_model_input(images), batch_size=batch_size, verbose=0)
 
 
-def evaluate_net(
-    net: Any, images: np.ndarray, labels: np.ndarray, params: dict[str, Any]
-) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
-    """{"test": (metrics, predictions)} and, if `params["tta"]`, the same under "test_tta"."""
-    from pipeline.training.recipe import as_model_input
+def predict_views(net: Any, images: np.ndarray, params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """{"test": probabilities} and, if `params["tta"]`, the TTA mean under "test_tta"."""
+    from pipeline.models import as_model_input
 
     batch_size = int(params.get("batch_size", 512))
-    results = {}
-    predictions = predict_proba(net, images, batch_size).argmax(axis=1)
-    results["test"] = (classification_metrics(labels, predictions), predictions)
+    probs = {"test": predict_proba(net, images, batch_size)}
     if params.get("tta", False):
-        probs = predict_tta(
+        probs["test_tta"] = predict_tta(
             net,
             as_model_input(images),
             flip=bool(params.get("tta_flip", True)),
             shift=int(params.get("tta_shift", 0)),
             batch_size=batch_size,
         )
-        predictions = probs.argmax(axis=1)
-        results["test_tta"] = (classification_metrics(labels, predictions), predictions)
+    return probs
+
+
+def evaluate_net(
+    net: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    params: dict[str, Any],
+    members: Sequence[Any] = (),
+) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+    """{"test": (metrics, predictions)}, "test_tta" too if `params["tta"]`.
+
+    With `members` (other networks), also "test_ensemble" (and "test_ensemble_tta"): the
+    mean of all the networks' probabilities, `net`'s included.
+    """
+    probs = predict_views(net, images, params)
+    if members:
+        total = {name: p.copy() for name, p in probs.items()}
+        for member in members:
+            for name, p in predict_views(member, images, params).items():
+                total[name] += p
+        probs |= {
+            name.replace("test", "test_ensemble"): p / (len(members) + 1)
+            for name, p in total.items()
+        }
+    results = {}
+    for name, p in probs.items():
+        predictions = p.argmax(axis=1)
+        results[name] = (classification_metrics(labels, predictions), predictions)
     return results
 
 
@@ -101,15 +126,22 @@ def run_evaluation(
     model_path: str | Path,
     metrics_path: str | Path,
     eval_dir: str | Path,
+    ensemble_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Load the network and the test split, score, write reports; returns metrics.json's dict."""
+    """Load the network and the test split, score, write reports; returns metrics.json's dict.
+
+    `ensemble_dir`: the `ensemble` stage's folder; its members (if any) are scored together
+    with the network as "test_ensemble".
+    """
+    from pipeline.models.ensemble import member_files
     from pipeline.training.saving import load_net
 
     images, labels = load_split(prepared_dir, "test")
     if len(labels) == 0:
         raise ValueError(f"{prepared_dir}: the test split is empty; nothing to evaluate")
     net = load_net(model_path)
-    results = evaluate_net(net, images, labels, params.get("evaluate", {}))
+    members = [load_net(f) for f in member_files(ensemble_dir)] if ensemble_dir else []
+    results = evaluate_net(net, images, labels, params.get("evaluate", {}), members)
     write_reports(results, labels, metrics_path, eval_dir)
     for name, (metrics, _) in results.items():
         print(

@@ -47,7 +47,7 @@ def check_parity(
     agrees and every probability is within `atol`."""
     if len(images) == 0:
         raise ValueError("parity check needs at least one image, got none")
-    from pipeline.training.recipe import as_model_input
+    from pipeline.models import as_model_input
 
     expected = net.predict(as_model_input(images), batch_size=256, verbose=0)
     got = onnx_predict(onnx_path, images, spec)

@@ -19,10 +19,11 @@ import keras
 import numpy as np
 
 from pipeline.config import INPUT_SHAPE
-from pipeline.models import build_model
+from pipeline.models import as_model_input, build_model
 from pipeline.models.augment import build_augmenter
 from pipeline.training.best import KeepBest
 from pipeline.training.distribute import plan_distribution
+from pipeline.training.patience import KeepPatience
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -41,22 +42,13 @@ def make_net(model_params: dict[str, Any], train_params: dict[str, Any]) -> kera
     return build_model(name, **params)
 
 
-def as_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 48, 48) faces -> float32 (N, 48, 48, 1) raw pixels, the networks' input."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.shape[1:] != INPUT_SHAPE:
-        raise ValueError(f"expected faces (N, 48, 48) or (N, 48, 48, 1), got {images.shape}")
-    return images.astype("float32")
-
-
 def make_optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Optimizer and learning-rate schedule from the `train` section.
 
     schedule: `cosine` (linear warm-up for `warmup_epochs`, then cosine decay to zero over the
     remaining epochs), `constant`, or `plateau` (constant, lowered by ReduceLROnPlateau, see
-    `make_callbacks`). optimizer: `sgd` (Nesterov momentum), `adam` or `adamw`.
+    `make_callbacks`). optimizer: `sgd` (Nesterov momentum), `adam` or `adamw`. `ema` > 0
+    keeps an exponential moving average of the weights with that momentum (see `fit`).
     """
     lr = float(params["lr"])
     schedule = params.get("schedule", "constant")
@@ -77,17 +69,22 @@ def make_optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimi
 
     name = params.get("optimizer", "adam")
     weight_decay = float(params.get("weight_decay", 0.0)) or None
+    ema = float(params.get("ema", 0.0))
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"train.ema={ema}; expected 0 (off) or a momentum in (0, 1), e.g. 0.999")
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
         return keras.optimizers.SGD(
             rate,
             momentum=float(params.get("momentum", 0.9)),
             nesterov=True,
             weight_decay=weight_decay,
+            **averaging,
         )
     if name == "adam":
-        return keras.optimizers.Adam(rate, weight_decay=weight_decay)
+        return keras.optimizers.Adam(rate, weight_decay=weight_decay, **averaging)
     if name == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=weight_decay or 1e-4)
+        return keras.optimizers.AdamW(rate, weight_decay=weight_decay or 1e-4, **averaging)
     raise ValueError(f"train.optimizer={name!r}; expected sgd, adam or adamw")
 
 
@@ -138,7 +135,7 @@ def fit(
 
     `callbacks` run first, so a resume callback (BackupAndRestore) restores state before the
     recipe's own callbacks (early stopping, best-weights keeper) look at it. `state_dir`
-    (the resume folder) lets the best-weights keeper survive a kill too.
+    (the resume folder) lets the best weights and the patience counters survive a kill too.
     """
     plan = plan_distribution(params)
     x_train = as_model_input(train[0])
@@ -167,6 +164,14 @@ def fit(
             steps_per_execution=int(params.get("steps_per_execution", 1)),
         )
         keep_best = KeepBest(replica, monitor="val_accuracy", state_dir=state_dir)
+        # With `ema`, validation scores the averaged weights and, swapped in at each epoch's
+        # end, they are what the early stopping and the best-weights keeper see and keep.
+        averaging = []
+        if params.get("ema"):
+            averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
+        recipe = make_callbacks(params)
+        if recipe and state_dir is not None:
+            recipe.append(KeepPatience(recipe, state_dir))
         history = model.fit(
             x_train,
             y_train,
@@ -174,7 +179,7 @@ def fit(
             epochs=int(params["epochs"]),
             validation_data=(x_val, y_val),
             validation_batch_size=val_batch_size,
-            callbacks=[*callbacks, *make_callbacks(params), keep_best],
+            callbacks=[*callbacks, *averaging, *recipe, keep_best],
             shuffle=True,
             verbose=verbose,
         )
