@@ -47,6 +47,17 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     return params
 
 
+def merge_params(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied, nested sections merged key by key; `base` unchanged."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_params(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def repo_path(relative: str | Path) -> Path:
     """A path from params.yaml, resolved against the repository root unless absolute."""
     p = Path(relative).expanduser()

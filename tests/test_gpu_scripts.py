@@ -131,7 +131,7 @@ def test_device_parts_are_split_back_by_usage(device_data, tiny_prepared):
     for split in SPLITS:
         images, labels = load_split(tiny_prepared, split)
         got_images, got_labels = data[split]
-        # Same rows, in the order of the parts.
+        # The same rows; the parts hold them shuffled, so compare them sorted.
         assert sorted(map(bytes, got_images)) == sorted(map(bytes, images))
         assert sorted(got_labels.tolist()) == sorted(labels.tolist())
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import REPO_ROOT
+from pipeline.config import REPO_ROOT, merge_params
 
 #: What a DVC project needs to run: the pipeline definition, its code and its config.
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config")
@@ -45,16 +45,6 @@ TINY_OVERRIDES: dict[str, Any] = {
 }
 #: Replaces the whole `model` section: its keys are the network builder's arguments.
 TINY_MODEL: dict[str, Any] = {"name": "vgg", "widths": [4, 8], "convs_per_block": 1, "dense": [16]}
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @dataclass
@@ -117,7 +107,7 @@ def build_tiny_project(workspace: Path) -> TinyProject:
     for name in PROJECT_DIRS:
         shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params = _merge(params, TINY_OVERRIDES)
+    params = merge_params(params, TINY_OVERRIDES)
     params["model"] = dict(TINY_MODEL)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 

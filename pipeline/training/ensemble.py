@@ -24,21 +24,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import merge_params
 from pipeline.data.shards import load_split
 from pipeline.io import atomic_dir, write_json
 from pipeline.models.ensemble import MEMBERS_FILE
 
 SECTIONS = ("model", "train")
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def member_params(params: dict[str, Any], index: int) -> dict[str, Any]:
@@ -53,8 +44,12 @@ def member_params(params: dict[str, Any], index: int) -> dict[str, Any]:
         # Another architecture: its parameters replace the main network's, not merge into them.
         model = dict(overrides["model"])
     else:
-        model = _merge(params["model"], overrides.get("model", {}))
-    return {**params, "model": model, "train": _merge(params["train"], overrides.get("train", {}))}
+        model = merge_params(params["model"], overrides.get("model", {}))
+    return {
+        **params,
+        "model": model,
+        "train": merge_params(params["train"], overrides.get("train", {})),
+    }
 
 
 def train_members(
