@@ -61,13 +61,18 @@ def train_members(
 ) -> list[dict[str, Any]]:
     """Train every member of `params["ensemble"]["members"]` and publish them in `out_dir`."""
     members = (params.get("ensemble") or {}).get("members") or []
-    for index in range(1, len(members) + 1):
-        member_params(params, index)  # a typo in member 4 should not wait for 1-3 to train
+    # All of them first: a typo in member 4 should not wait for members 1-3 to train.
+    runs = [member_params(params, index) for index in range(1, len(members) + 1)]
     resume_dir = Path(resume_dir)
-    finished = [
-        _train_member(params, index, prepared_dir, resume_dir, verbose)
-        for index in range(1, len(members) + 1)
-    ]
+    finished = []
+    if runs:
+        from pipeline.training.run import data_hash
+
+        data = data_hash(*load_split(prepared_dir, "train"), *load_split(prepared_dir, "val"))
+        for index, (run, overrides) in enumerate(zip(runs, members, strict=True), 1):
+            print(f"Ensemble member {index}/{len(runs)}: {overrides}")
+            done, record = _train_member(run, data, prepared_dir, resume_dir, index, verbose)
+            finished.append((done, {"overrides": overrides, **record}))
 
     summary = []
     with atomic_dir(out_dir) as tmp:
@@ -81,31 +86,23 @@ def train_members(
 
 
 def _train_member(
-    params: dict[str, Any],
-    index: int,
+    run: dict[str, Any],
+    data: str,
     prepared_dir: str | Path,
     resume_dir: Path,
+    index: int,
     verbose: str | int | None,
 ) -> tuple[Path, dict[str, Any]]:
-    """(folder with model.keras + log, record) of member `index`, trained unless already done."""
-    import keras
+    """(folder with model.keras + log, best epoch and score) of one member, trained unless
+    a finished one with the same params and `data` hash is in `resume_dir` already."""
+    from pipeline.training.run import run_fingerprint, train_and_save
 
-    from pipeline.training.resume import fingerprint
-    from pipeline.training.run import data_hash, train_and_save
-
-    run = member_params(params, index)
-    data = data_hash(*load_split(prepared_dir, "train"), *load_split(prepared_dir, "val"))
-    key = fingerprint(
-        model=run["model"], train=run["train"], data=data, backend=keras.backend.backend()
-    )
-    done = resume_dir / "done" / key[:16]
+    done = resume_dir / "done" / run_fingerprint(run["model"], run["train"], data)[:16]
     record_file = done / "record.json"
     if record_file.is_file():
         print(f"Ensemble member {index}: already trained ({done})")
         return done, json.loads(record_file.read_text(encoding="utf-8"))
 
-    count = len(params["ensemble"]["members"])
-    print(f"Ensemble member {index}/{count}: {params['ensemble']['members'][index - 1]}")
     with atomic_dir(done) as tmp:
         train_and_save(
             run,
@@ -116,10 +113,6 @@ def _train_member(
             verbose=verbose,
         )
         summary = json.loads((tmp / "log" / "metrics.json").read_text(encoding="utf-8"))
-        record = {
-            "overrides": params["ensemble"]["members"][index - 1],
-            "best_epoch": summary.get("best_epoch"),
-            "best_val_accuracy": summary.get("best_val_accuracy"),
-        }
+        record = {key: summary.get(key) for key in ("best_epoch", "best_val_accuracy")}
         write_json(tmp / "record.json", record)
     return done, record

@@ -33,6 +33,13 @@ def data_hash(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def run_fingerprint(model_params: dict[str, Any], train_params: dict[str, Any], data: str) -> str:
+    """What a run's checkpoint or result is valid for: its params, its data hash, the backend."""
+    return fingerprint(
+        model=model_params, train=train_params, data=data, backend=keras.backend.backend()
+    )
+
+
 def as_float32(net: keras.Model, model_params: dict[str, Any], train_params: dict[str, Any]):
     """The same network with a float32 policy, for saving after mixed-precision training.
 
@@ -100,15 +107,8 @@ def train_and_save(
     x_train, y_train = load_split(prepared_dir, "train")
     x_val, y_val = load_split(prepared_dir, "val")
 
-    resume = ResumeState(
-        resume_dir,
-        fingerprint(
-            model=model_params,
-            train=train_params,
-            data=data_hash(x_train, y_train, x_val, y_val),
-            backend=keras.backend.backend(),
-        ),
-    )
+    data = data_hash(x_train, y_train, x_val, y_val)
+    resume = ResumeState(resume_dir, run_fingerprint(model_params, train_params, data))
     start_epoch = resume.prepare()
     epochs = int(train_params["epochs"])
     if start_epoch:
