@@ -2,7 +2,7 @@
 # Grid sweep over learning rate x batch size with DVC's experiment queue, then one table.
 #
 #   scripts/sweep.sh                                   # 3 lr x 3 batch sizes = 9 experiments
-#   LRS=0.0005,0.001 BATCH_SIZES=64,128 JOBS=2 scripts/sweep.sh -S train.epochs=30
+#   LRS=0.0005,0.001 BATCH_SIZES=64,128 JOBS=2 scripts/sweep.sh -S epochs=30
 #
 # LRS, BATCH_SIZES: comma-separated values; DVC queues every combination (a grid).
 # JOBS: experiments run at once (each trains on all of its devices: 1 per GPU box is usual).
@@ -17,7 +17,7 @@ BATCH_SIZES="${BATCH_SIZES:-32,64,128}"
 JOBS="${JOBS:-1}"
 TARGET="${TARGET:-evaluate}"
 
-queued=$(dvc exp run --queue "$TARGET" -S "train.lr=$LRS" -S "train.batch_size=$BATCH_SIZES" "$@")
+queued=$(dvc exp run --queue "$TARGET" -S "lr=$LRS" -S "batch_size=$BATCH_SIZES" "$@")
 echo "$queued"
 # "Queued experiment 'name' for future execution." -> the names of this sweep's experiments.
 mapfile -t names < <(sed -n "s/^Queued experiment '\([^']*\)'.*/\1/p" <<<"$queued")

@@ -7,20 +7,29 @@ their probabilities with the main network's and reports `test_ensemble`. Writes 
 
 from __future__ import annotations
 
-from pipeline.config import load_params, repo_path
+from typing import Any
+
+from pipeline.config import repo_path
+from pipeline.stage import run_stage
 from pipeline.training.ensemble import train_members
 
 
-def main() -> None:
-    params = load_params()
+def ensemble(params: dict[str, Any]) -> str:
     paths = params["paths"]
-    train_members(
+    members = train_members(
         params,
         prepared_dir=repo_path(paths["prepared"]),
         out_dir=repo_path(paths["ensemble"]),
         resume_dir=repo_path(paths["ensemble_resume"]),
     )
+    if not members:
+        return "no members (ensemble.members is empty), nothing to train"
+    return f"{len(members)} member(s) -> {paths['ensemble']}"
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(
+        "ensemble",
+        ensemble,
+        on_interrupt="finished members are kept; run `dvc repro` again to go on",
+    )

@@ -1,32 +1,35 @@
-"""DVC stage `export`: the trained network as ONNX, plus labels.json, a model card and the
-tutorial's model.json + model.weights.h5.
+"""DVC stage `export`: the model as ONNX (float and int8), labels.json, a model card from
+the pipeline's records, and the tutorial's model.json + model.weights.h5.
 
-Fails, writing nothing, unless ONNX Runtime and Keras agree on test images (every predicted
-class, probabilities within `export.parity_atol`).
+Fails, writing nothing, unless ONNX Runtime matches Keras on test faces and the int8 copy
+stays close to the float model (`export` params).
 """
 
 from __future__ import annotations
 
-from pipeline.config import load_params, repo_path
-from pipeline.export.bundle import export_bundle
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import repo_path
+from pipeline.export.bundle import OUTPUT_KEYS, export_bundle
+from pipeline.stage import run_stage
 
 
-def main() -> None:
-    params = load_params()
+def export(params: dict[str, Any], params_file: str) -> str:
     paths = params["paths"]
-    export_bundle(
+    record = export_bundle(
         params,
         model_path=repo_path(paths["model"]),
         prepared_dir=repo_path(paths["prepared"]),
-        metrics_path=repo_path(paths["metrics"]),
         train_log=repo_path(paths["train_log"]),
         eval_dir=repo_path(paths["eval"]),
-        outputs={
-            key: repo_path(paths[key])
-            for key in ("onnx", "labels", "model_card", "model_json", "model_weights")
-        },
+        outputs={key: repo_path(paths[key]) for key in OUTPUT_KEYS},
+        pipeline_file=str(Path(params_file).parent / "dvc.yaml"),
     )
+    int8 = record.get("int8")
+    extra = f", int8 accuracy {int8['accuracy']:.4f}" if int8 else ""
+    return f"model files, labels.json and card -> {paths['onnx'].rsplit('/', 1)[0]}/{extra}"
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("export", export)

@@ -7,31 +7,22 @@ stay as they were.
 
 from __future__ import annotations
 
-import sys
-import time
+from typing import Any
 
-from pipeline.config import load_params, repo_path
-from pipeline.data.errors import DataError
+from pipeline.config import repo_path
 from pipeline.data.prepare import prepare_csv
+from pipeline.stage import run_stage
 
 
-def main() -> int:
-    params = load_params()
-    raw = params["data"]["raw"]
-    prepared = repo_path(params["paths"]["prepared"])
-    start = time.perf_counter()
+def prepare(params: dict[str, Any]) -> str:
+    raw, paths = params["data"]["raw"], params["paths"]
     print(f"prepare: parsing {raw} ...", flush=True)
-    try:
-        manifest = prepare_csv(
-            repo_path(raw), repo_path(params["paths"]["validation"]), prepared, source_name=raw
-        )
-    except (DataError, FileNotFoundError) as e:
-        print(f"prepare: error: {e}", file=sys.stderr)
-        return 1
+    manifest = prepare_csv(
+        repo_path(raw), repo_path(paths["validation"]), repo_path(paths["prepared"]), raw
+    )
     counts = ", ".join(f"{split} {m['rows']:,}" for split, m in manifest["splits"].items())
-    print(f"prepare: {counts} rows -> {prepared} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return f"{counts} rows -> {paths['prepared']}"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("prepare", prepare)

@@ -6,21 +6,22 @@ with `synthesize.seed` (see docs/data.md).
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
-from pipeline.config import load_params, repo_path
+from pipeline.config import repo_path
 from pipeline.data.synthetic import write_synthetic_csv
+from pipeline.errors import StageError
+from pipeline.stage import run_stage
 
 
-def main() -> None:
-    params = load_params()
+def synthesize(params: dict[str, Any]) -> str:
     settings = params["synthesize"]
-    out = repo_path(params["paths"]["synthetic"])
-    start = time.perf_counter()
-    write_synthetic_csv(out, rows=settings["rows"], seed=settings["seed"])
-    total = sum(settings["rows"].values())
-    print(f"synthesize: {total:,} faces -> {out} ({time.perf_counter() - start:.1f} s)")
+    if settings is None:
+        raise StageError("params: `synthesize` is null, so there is no synthetic data to draw")
+    out = params["paths"]["synthetic"]
+    write_synthetic_csv(repo_path(out), rows=settings["rows"], seed=settings["seed"])
+    return f"{sum(settings['rows'].values()):,} faces -> {out}"
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("synthesize", synthesize)

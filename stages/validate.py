@@ -6,38 +6,28 @@ data_docs/) and fails, naming the file, rows and reasons, if the CSV breaks any 
 
 from __future__ import annotations
 
-import sys
-import time
+from typing import Any
 
-from pipeline.config import load_params, repo_path
-from pipeline.data.errors import DataError
+from pipeline.config import repo_path
 from pipeline.data.validation import validate_csv
+from pipeline.stage import run_stage
 
 
-def main() -> int:
-    params = load_params()
-    raw = params["data"]["raw"]
-    report_dir = repo_path(params["paths"]["validation"])
-    start = time.perf_counter()
+def validate(params: dict[str, Any]) -> str:
+    raw, report_dir = params["data"]["raw"], params["paths"]["validation"]
     print(f"validate: checking {raw} ...", flush=True)
-    try:
-        summary = validate_csv(
-            repo_path(raw),
-            report_dir,
-            duplicates=params["validate"]["duplicates"],
-            source_name=raw,
-        )
-    except (DataError, FileNotFoundError) as e:
-        print(f"validate: error: {e}", file=sys.stderr)
-        return 1
-    rows, dups = summary["rows"], summary["duplicates"]
-    print(
-        f"validate: passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} "
-        f"rows; {dups['groups']:,} images appear more than once (a warning); "
-        f"report in {report_dir} ({time.perf_counter() - start:.1f} s)"
+    summary = validate_csv(
+        repo_path(raw),
+        repo_path(report_dir),
+        duplicates=params["validate"]["duplicates"],
+        source_name=raw,
     )
-    return 0
+    rows, dups = summary["rows"], summary["duplicates"]
+    return (
+        f"passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} rows; "
+        f"{dups['groups']:,} images appear more than once (a warning); report in {report_dir}"
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("validate", validate)

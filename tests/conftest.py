@@ -46,24 +46,33 @@ def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tiny_params() -> dict[str, Any]:
-    """params.yaml sections for a ~19k-parameter network that trains in about a second.
+    """The default params (as `load_params` returns them: lr/epochs/batch_size inside
+    `train`), with a ~19k-parameter network that trains in about a second.
 
     A fresh dict per test: change it freely.
     """
-    return {
-        "model": {"name": "vgg", "widths": [4, 8], "convs_per_block": 1, "dense": [16]},
-        "train": {
-            "seed": 0,
-            "epochs": 3,
-            "batch_size": 32,
-            "optimizer": "adam",
-            "lr": 0.01,
-            "schedule": "constant",
-            "augment": {"flip": True},
+    from pipeline.config import REPO_ROOT, merge_params
+    from pipeline.params import load_params
+
+    params = merge_params(
+        load_params(REPO_ROOT / "params.yaml"),
+        {
+            "train": {
+                "seed": 0,
+                "epochs": 3,
+                "batch_size": 32,
+                "optimizer": "adam",
+                "lr": 0.01,
+                "schedule": "constant",
+                "augment": {"flip": True, "rotation": 0.0, "zoom": 0.0, "shift": 0.0},
+            },
+            "evaluate": {"batch_size": 256, "tta": False, "tta_flip": True, "tta_shift": 2},
+            "export": {"float16": False, "parity_images": 50, "parity_atol": 1e-4},
         },
-        "evaluate": {"batch_size": 256, "tta": False, "tta_flip": True, "tta_shift": 2},
-        "export": {"float16": False, "parity_images": 50, "parity_atol": 1e-4},
-    }
+    )
+    # Replaced, not merged: its keys are the network builder's arguments.
+    params["model"] = {"name": "vgg", "widths": [4, 8], "convs_per_block": 1, "dense": [16]}
+    return params
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,15 +1,16 @@
 """End to end with real DVC on a temporary copy of the repository and tiny settings
 (tests/tiny_project.py): `dvc repro` writes exactly what dvc.yaml declares, metrics and
-plots show, `dvc exp run -S train.lr=...` is seen by `dvc exp show` / `dvc metrics diff`,
-and `dvc repro` resumes training after a kill. Also (fast): each stage's deps list the
-library modules its script imports.
+plots show, `dvc exp run -S lr=...` is seen by `dvc exp show` / `dvc metrics diff`, bad
+params stop the run before any output is deleted, the same commit reproduces the same
+metrics, and `dvc repro` resumes training after a kill.
 """
 
 from __future__ import annotations
 
-import ast
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,61 +22,6 @@ import yaml
 from tiny_project import TINY_OVERRIDES, TinyProject, build_tiny_project
 
 from pipeline.config import REPO_ROOT
-
-STAGES = ("train", "ensemble", "evaluate", "export")
-
-
-# --- deps: every pipeline module a stage imports, at any depth --------------------------
-
-
-def _module_file(name: str) -> Path | None:
-    path = REPO_ROOT.joinpath(*name.split("."))
-    for candidate in (path / "__init__.py", path.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _has_code(path: Path) -> bool:
-    body = ast.parse(path.read_text(encoding="utf-8")).body
-    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
-
-
-def imported_pipeline_files(script: Path) -> set[str]:
-    """Files of the `pipeline` modules `script` imports, following imports inside functions
-    too (evaluate and export import some modules only when they run)."""
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                if parts[0] != "pipeline":
-                    continue
-                for i in range(1, len(parts) + 1):  # importing a.b.c imports a and a.b
-                    found = _module_file(".".join(parts[:i]))
-                    if found and found not in seen:
-                        seen.add(found)
-                        todo.append(found)
-    return {str(f.relative_to(REPO_ROOT)) for f in seen if _has_code(f)}
-
-
-@pytest.mark.parametrize("stage", STAGES)
-def test_deps_list_every_module_the_stage_imports(stage: str) -> None:
-    spec = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][stage]
-    script = f"stages/{stage}.py"
-    assert spec["cmd"] == f"python -m stages.{stage}"
-    assert script in spec["deps"]
-    declared = {d for d in spec["deps"] if d.startswith("pipeline/")}
-    assert declared == imported_pipeline_files(REPO_ROOT / script)
-
 
 # --- the pipeline in a temporary repository ----------------------------------------------
 
@@ -121,9 +67,11 @@ def test_repro_writes_exactly_the_declared_outputs(project):
 def test_repro_metrics_and_plots(project):
     repo = project.root
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"accuracy", "macro_f1", "n"}
-    assert metrics["test"]["n"] == TINY_OVERRIDES["synthesize"]["rows"]["test"]
-    assert "reports/metrics.json" in project.dvc("metrics", "show", "--json")
+    assert set(metrics) == {"test"} and set(metrics["test"]) == {"accuracy", "macro_f1"}
+    summary = json.loads((repo / "reports" / "eval" / "summary.json").read_text())
+    assert summary["test"]["n"] == TINY_OVERRIDES["synthesize"]["rows"]["test"]
+    shown = json.loads(project.dvc("metrics", "show", "--json"))
+    assert set(shown[""]["data"]) == {"reports/metrics.json", "reports/export.json"}
 
     plots = json.loads(project.dvc("plots", "show", "--json"))
     assert not plots.get("errors"), plots.get("errors")
@@ -133,30 +81,211 @@ def test_repro_metrics_and_plots(project):
         assert plots["data"][image][0]["type"] == "image", image
     # Train and val curves in one plot: one point per epoch each.
     loss_points = plots["data"]["loss"][0]["content"]["data"]["values"]
-    assert len(loss_points) == 2 * read_params(repo)["train"]["epochs"]
+    assert len(loss_points) == 2 * read_params(repo)["epochs"]
     confusion_points = plots["data"]["confusion_matrix"][0]["content"]["data"]["values"]
-    assert len(confusion_points) == metrics["test"]["n"]
+    assert len(confusion_points) == summary["test"]["n"]
+
+
+def digest(*paths: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("lr=-1", "params: error: params.yaml: lr=-1: input should be greater than 0"),
+        ("epochs=0", "params: error: params.yaml: epochs=0: input should be greater than or"),
+        ("batch_size=12.5", "params: error: params.yaml: batch_size=12.5: input should be a valid"),
+        ("+lrr=0.001", "params: error: params.yaml: unknown key 'lrr'; did you mean 'lr'?"),
+        (
+            "+train.lr=0.001",
+            "params: error: params.yaml: unknown key 'train.lr': `lr` is a top-level",
+        ),
+        ("train.optimizer=rmsprop", "train.optimizer='rmsprop': input should be 'sgd', 'adam' or"),
+        ("model.name=resnet", "model.name='resnet' is unknown; choose one of: seed, vgg"),
+        # Refused by DVC itself, at once: `lr` exists (no `+`), `train.lr` does not.
+        ("+lr=0.001", "Could not append to config. An item is already at 'lr'"),
+        ("train.lr=0.001", "Key 'lr' is not in struct"),
+    ],
+)
+def test_bad_params_stop_the_experiment_before_any_output_is_deleted(project, override, says):
+    repo = project.root
+    kept = [repo / "models" / "model.keras", repo / "models" / "emotion.onnx"]
+    kept += [repo / "reports" / "metrics.json", repo / "reports" / "eval" / "confusion.json"]
+    before = digest(*kept)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "run", "-S", override],
+        cwd=repo,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    try:
+        assert done.returncode != 0
+        assert says in done.stdout + done.stderr
+        assert "Running stage 'train'" not in done.stdout
+        assert "Traceback" not in done.stderr
+        assert digest(*kept) == before
+    finally:
+        project.git("checkout", "--", "params.yaml")
+        project.dvc("checkout", "--force")
+
+
+@pytest.mark.slow
+def test_a_typo_in_params_yaml_stops_dvc_repro_before_any_output_is_deleted(project):
+    repo = project.root
+    model = repo / "models" / "model.keras"
+    before = digest(model, repo / "reports" / "metrics.json")
+    text = (repo / "params.yaml").read_text()
+    typo = re.sub(r"(?m)^lr:", "lrr:", text, count=1)
+    assert typo != text
+    (repo / "params.yaml").write_text(typo)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=repo, env=project.env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert "params: error: params.yaml: unknown key 'lrr'; did you mean 'lr'?" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert digest(model, repo / "reports" / "metrics.json") == before
+    finally:
+        (repo / "params.yaml").write_text(text)
+        project.dvc("checkout", "--force")
+
+
+@pytest.mark.slow
+def test_the_same_commit_reproduces_the_same_metrics(project):
+    committed = (project.root / "reports" / "metrics.json").read_bytes()
+    export_record = (project.root / "reports" / "export.json").read_bytes()
+    project.dvc("repro", "--force")
+    assert (project.root / "reports" / "metrics.json").read_bytes() == committed
+    assert (project.root / "reports" / "export.json").read_bytes() == export_record
+    assert project.git("status", "--porcelain", "reports/metrics.json") == ""
 
 
 @pytest.mark.slow
 def test_experiment_with_another_learning_rate(project):
-    baseline_lr = read_params(project.root)["train"]["lr"]
+    baseline_lr = read_params(project.root)["lr"]
     assert baseline_lr != 0.0005
-    project.dvc("exp", "run", "-S", "train.lr=0.0005")
+    out = project.dvc("exp", "run", "-S", "lr=0.0005")
+    assert "train: best epoch" in out
 
-    assert read_params(project.root)["train"]["lr"] == 0.0005
+    assert read_params(project.root)["lr"] == 0.0005
+    run = json.loads((project.root / "reports" / "train" / "run.json").read_text())
+    assert run["params"]["train"]["lr"] == 0.0005, "the value reached the training code"
     rows = json.loads(project.dvc("exp", "show", "--json"))
     experiments = [e for row in rows for e in row.get("experiments") or []]
     assert experiments, "dvc exp show lists no experiment"
     data = experiments[0]["revs"][0]["data"]
-    assert data["params"]["params.yaml"]["data"]["train"]["lr"] == 0.0005
+    assert data["params"]["params.yaml"]["data"]["lr"] == 0.0005
     assert "accuracy" in data["metrics"]["reports/metrics.json"]["data"]["test"]
 
     diff = json.loads(project.dvc("metrics", "diff", "--all", "--json"))
-    assert {"test.accuracy", "test.macro_f1", "test.n"} <= set(diff["reports/metrics.json"])
-    assert diff["reports/train/metrics.json"]["learning_rate"]["new"] == pytest.approx(0.0005)
-    lr_change = json.loads(project.dvc("params", "diff", "--json"))["params.yaml"]["train.lr"]
+    assert {"test.accuracy", "test.macro_f1"} <= set(diff["reports/metrics.json"])
+    lr_change = json.loads(project.dvc("params", "diff", "--json"))["params.yaml"]["lr"]
     assert (lr_change["old"], lr_change["new"]) == (baseline_lr, 0.0005)
+    project.git("checkout", "--", ".")
+    project.dvc("checkout", "--force")
+
+
+@pytest.mark.slow
+def test_report_compares_two_commits_that_differ_in_lr(project):
+    """What a pull request's report shows: committed results, base against head."""
+    repo = project.root
+
+    def accuracy() -> float:
+        return json.loads((repo / "reports" / "metrics.json").read_text())["test"]["accuracy"]
+
+    base_lr, base = read_params(repo)["lr"], accuracy()
+    params = read_params(repo)
+    params["lr"] = 0.05
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    project.dvc("repro")
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "lr 0.05")
+    head = accuracy()
+
+    md = project.run(
+        sys.executable, "-m", "pipeline.app.cli", "report", "--base", "HEAD~1", "--head", "HEAD"
+    )
+    key = "| `reports/metrics.json` | `test.accuracy` |"
+    (row,) = [line for line in md.splitlines() if line.startswith(key)]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == [f"{base:.4f}", f"{head:.4f}"]
+    assert cells[4].startswith(f"{head - base:+.4f}" if head != base else "0")
+    assert f"| `lr` | {base_lr} | 0.05 |" in md
+
+
+SHARED_CSV = REPO_ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.xz"
+
+
+def real_subset(dest: Path, per_split: dict[str, int]) -> Path:
+    """The first rows of each Usage of the real FER2013 (../shared), as a small CSV."""
+    import lzma
+
+    wanted = {"Training": per_split["train"], "PublicTest": per_split["val"]}
+    wanted["PrivateTest"] = per_split["test"]
+    lines = []
+    with lzma.open(SHARED_CSV, "rt", encoding="utf-8") as f:
+        header = next(f)
+        for line in f:
+            usage = line.rstrip("\n").rsplit(",", 1)[1]
+            if wanted[usage]:
+                wanted[usage] -= 1
+                lines.append(line)
+            if not any(wanted.values()):
+                break
+    dest.write_text(header + "".join(lines), encoding="utf-8")
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_CSV.is_file(), reason="needs ../shared (present in CI)")
+def test_a_run_trained_elsewhere_joins_the_pipeline(project):
+    """The GPU path on a small real subset: train with the stage's own entry point on JAX
+    (as on the lent machine, which has no DVC), check the outputs, `dvc commit` them, and
+    let DVC run evaluate and export on them."""
+    repo = project.root
+    params = read_params(repo)
+    params["data"]["raw"] = str(
+        real_subset(repo / "real.csv", {"train": 210, "val": 70, "test": 70})
+    )
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        project.dvc("repro", "prepare")
+        jax = {**project.env, "KERAS_BACKEND": "jax"}
+        trained = project.run(sys.executable, "-m", "stages.train", env=jax)
+        assert "train: best epoch 1/1" in trained
+        run = json.loads((repo / "reports" / "train" / "run.json").read_text())
+        assert "on jax" in run["device"]
+
+        checked = project.run(sys.executable, "-m", "stages.train", "--check")
+        assert "match the local data and params" in checked
+        project.dvc("commit", "--force", "train")
+        assert json.loads(project.dvc("status", "train", "--json")) == {}
+        rest = project.dvc("repro")
+        assert "Stage 'train' didn't change, skipping" in rest
+        assert "Running stage 'export'" in rest
+        assert json.loads(project.dvc("status", "--json")) == {}
+
+        # Outputs that do not belong to these params are refused, in one line.
+        params["train"]["seed"] = 7
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        done = subprocess.run(
+            [sys.executable, "-m", "stages.train", "--check"],
+            cwd=repo, env=project.env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [
+            "train: error: reports/train/run.json: the run used train.seed=0, the params say "
+            "7; run it with the same parameter file"
+        ]
+    finally:
+        project.git("checkout", "--", ".")
+        project.dvc("checkout", "--force")
 
 
 @pytest.mark.slow
@@ -178,7 +307,7 @@ def test_dvc_repro_resumes_training_after_kill(project):
 
     repo, epochs = project.root, 6
     params = read_params(repo)
-    params["train"]["epochs"] = epochs
+    params["epochs"] = epochs
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoint = ResumeState(repo / params["paths"]["train_resume"], key="unused")
 

@@ -1,4 +1,6 @@
-"""Evaluation: metrics agree with scikit-learn; reports have the declared shape."""
+"""Evaluation: metrics agree with scikit-learn computed here, TTA averages exactly the views
+it names, a Keras network and an ONNX file are scored the same way, reports have the
+declared shape."""
 
 from __future__ import annotations
 
@@ -39,14 +41,25 @@ def test_metrics_match_scikit_learn():
     )
 
 
-def test_classes_never_predicted_or_absent_score_zero_like_scikit_learn():
-    y_true = np.array([0, 0, 1, 1, 3])
-    y_pred = np.array([0, 1, 1, 1, 0])  # class 3 never predicted; classes 2, 4-6 absent
+def test_hand_counted_example():
+    # 5 faces: angry right twice, disgust right once, one angry called disgust, one happy
+    # called angry. Rows are actual classes, columns predicted.
+    y_true = np.array([0, 0, 0, 1, 3])
+    y_pred = np.array([0, 0, 1, 1, 0])
     got = classification_metrics(y_true, y_pred)
-    assert got["per_class"]["happy"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-    assert got["macro_f1"] == pytest.approx(
-        skm.f1_score(y_true, y_pred, average="macro", labels=range(7), zero_division=0)
+    assert got["accuracy"] == pytest.approx(3 / 5)
+    assert got["confusion"][0][:2] == [2, 1]
+    assert got["confusion"][3][0] == 1
+    assert got["per_class"]["angry"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3}
     )
+    assert got["per_class"]["disgust"] == pytest.approx(
+        {"precision": 1 / 2, "recall": 1.0, "f1": 2 / 3, "support": 1}
+    )
+    # Five classes never appear and happy is never predicted: all score 0, and macro F1
+    # is the mean over all seven classes.
+    assert got["per_class"]["happy"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert got["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 7)
 
 
 def test_confusion_matrix_rejects_out_of_range_labels():
@@ -54,6 +67,43 @@ def test_confusion_matrix_rejects_out_of_range_labels():
         confusion_matrix(np.array([0, 1]), np.array([0, 7]), NUM_CLASSES)
     with pytest.raises(ValueError, match="same length"):
         confusion_matrix(np.array([0, 1]), np.array([0]), NUM_CLASSES)
+
+
+def test_tta_views_are_the_flips_and_shifts_it_names():
+    from pipeline.evaluation.tta import views
+
+    image = np.arange(5 * 5, dtype=np.uint8).reshape(1, 5, 5)
+    got = views(image, flip=True, shift=1)
+    assert len(got) == 18
+    # The first view is the image shifted by (-1, -1): row r, column c shows pixel
+    # (r + 1, c + 1), the last row and column repeat the edge.
+    expected = np.array([[6, 7, 8, 9, 9], [11, 12, 13, 14, 14], [16, 17, 18, 19, 19],
+                         [21, 22, 23, 24, 24], [21, 22, 23, 24, 24]])  # fmt: skip
+    np.testing.assert_array_equal(got[0][0], expected)
+    np.testing.assert_array_equal(got[1][0], expected[:, ::-1])  # its mirror image
+    np.testing.assert_array_equal(got[8][0], image[0])  # the centre view: the image itself
+    np.testing.assert_array_equal(got[9][0], image[0, :, ::-1])
+    assert [v.shape for v in views(image, flip=False, shift=0)] == [(1, 5, 5)]
+
+
+def test_tta_averages_the_predictions_of_every_view():
+    from pipeline.evaluation.tta import predict_tta
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    seen = []
+
+    def predict(faces):
+        # Probabilities that depend on the exact pixels, recorded per call.
+        seen.append(faces.copy())
+        score = faces.reshape(len(faces), -1)[:, :7].astype(np.float32) + 1
+        return score / score.sum(axis=1, keepdims=True)
+
+    got = predict_tta(predict, images, flip=True, shift=2)
+    assert len(seen) == 18
+    flipped = images[:, :, ::-1]
+    assert any(np.array_equal(view, flipped) for view in seen)
+    expected = sum(predict(view) for view in seen[:18]) / 18
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_reports_have_the_declared_shape(tmp_path):
@@ -64,53 +114,58 @@ def test_reports_have_the_declared_shape(tmp_path):
     write_reports(results, y_true, tmp_path / "metrics.json", tmp_path / "eval")
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"test"}
-    assert set(metrics["test"]) == {"accuracy", "macro_f1", "n"}
-    assert metrics["test"]["n"] == 200
+    assert metrics == {
+        "test": {
+            "accuracy": round(skm.accuracy_score(y_true, y_pred), 6),
+            "macro_f1": round(skm.f1_score(y_true, y_pred, average="macro"), 6),
+        }
+    }
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["test"]["n"] == 200
     records = json.loads((tmp_path / "eval" / "confusion.json").read_text())
     assert len(records) == 200
     assert records[0] == {"actual": LABELS[y_true[0]], "predicted": LABELS[y_pred[0]]}
     per_class = json.loads((tmp_path / "eval" / "per_class.json").read_text())
     assert [row["class"] for row in per_class] == list(LABELS)
     assert sum(row["support"] for row in per_class) == 200
-    for png in ("confusion.png", "per_class.png"):
-        assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
         "confusion.json",
         "confusion.png",
         "per_class.json",
         "per_class.png",
+        "summary.json",
     ]
 
 
-def test_evaluation_scores_a_saved_network_with_and_without_tta(
-    tiny_prepared, tiny_params, tmp_path
-):
-    from pipeline.evaluation.evaluate import predict_proba, run_evaluation
+def test_keras_network_and_its_onnx_export_score_alike(tiny_prepared, tiny_params, tmp_path):
+    from pipeline.data.shards import load_split
+    from pipeline.evaluation.evaluate import run_evaluation
+    from pipeline.export.onnx_export import export_onnx
     from pipeline.models import build_model
     from pipeline.training.saving import save_keras
 
     model_params = dict(tiny_params["model"])
     net = build_model(model_params.pop("name"), **model_params)  # untrained is enough here
     save_keras(net, tmp_path / "model.keras")
+    export_onnx(net, tmp_path / "model.onnx")
     tiny_params["evaluate"]["tta"] = True
 
-    metrics = run_evaluation(
-        tiny_params, tiny_prepared, tmp_path / "model.keras", tmp_path / "m.json", tmp_path / "ev"
+    by_keras = run_evaluation(
+        tiny_params, tiny_prepared, tmp_path / "model.keras", tmp_path / "k.json", tmp_path / "k"
     )
-
-    from pipeline.data.shards import load_split
+    by_onnx = run_evaluation(
+        tiny_params, tiny_prepared, tmp_path / "model.onnx", tmp_path / "o.json", tmp_path / "o"
+    )
+    assert by_keras == by_onnx
+    assert set(by_keras) == {"test", "test_tta"}
 
     images, labels = load_split(tiny_prepared, "test")
-    expected = classification_metrics(labels, predict_proba(net, images).argmax(axis=1))
-    assert metrics["test"] == {
-        "accuracy": round(expected["accuracy"], 6),
-        "macro_f1": round(expected["macro_f1"], 6),
-        "n": len(labels),
+    predicted = net.predict(images[..., None].astype("float32"), verbose=0).argmax(axis=1)
+    assert by_keras["test"] == {
+        "accuracy": round(skm.accuracy_score(labels, predicted), 6),
+        "macro_f1": round(skm.f1_score(labels, predicted, average="macro", labels=range(7)), 6),
     }
-    assert set(metrics) == {"test", "test_tta"}
-    assert metrics["test_tta"]["n"] == len(labels)
-    assert json.loads((tmp_path / "m.json").read_text()) == metrics
+    assert json.loads((tmp_path / "k.json").read_text()) == by_keras
 
 
 def test_evaluation_names_the_missing_model(tiny_prepared, tiny_params, tmp_path):
@@ -119,4 +174,8 @@ def test_evaluation_names_the_missing_model(tiny_prepared, tiny_params, tmp_path
     with pytest.raises(FileNotFoundError, match=r"model\.keras: trained model not found"):
         run_evaluation(
             tiny_params, tiny_prepared, tmp_path / "model.keras", tmp_path / "m.json", tmp_path
+        )
+    with pytest.raises(FileNotFoundError, match=r"model\.onnx: ONNX model not found"):
+        run_evaluation(
+            tiny_params, tiny_prepared, tmp_path / "model.onnx", tmp_path / "m.json", tmp_path
         )

@@ -79,42 +79,72 @@ def test_parity_check_fails_for_a_different_model(tiny_params, tmp_path):
     assert report.argmax_mismatches == 0 and report.max_abs_diff <= 1e-4
 
 
-def export_to(folder, tiny_params, tiny_prepared, model_path, **kwargs):
-    from pipeline.export.bundle import export_bundle
+def export_to(folder, params, prepared, model_path):
+    from pipeline.export.bundle import OUTPUT_KEYS, export_bundle
 
+    names = {"int8": "emotion.int8.onnx", "export_record": "export.json", **FILE_NAMES}
     return export_bundle(
-        {"paths": {"prepared": "data/prepared"}, "data": {"raw": "x.csv"}, **tiny_params},
+        params,
         model_path=model_path,
-        prepared_dir=tiny_prepared,
-        metrics_path=folder / "metrics.json",
+        prepared_dir=prepared,
         train_log=folder / "train",
         eval_dir=folder / "eval",
-        outputs={key: folder / "models" / FILE_NAMES[key] for key in OUTPUT_KEYS},
-        **kwargs,
+        outputs={key: folder / "models" / names[key] for key in OUTPUT_KEYS},
     )
 
 
-def test_export_writes_every_file_and_they_load_back(tiny_params, tiny_prepared, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny network trained on the learnable tiny data (confident predictions: int8
+    rounding must not flip them), evaluated, with its train log; shared read-only."""
+    from conftest import write_tiny_prepared
+
+    from pipeline.config import REPO_ROOT, merge_params
+    from pipeline.evaluation.evaluate import run_evaluation
+    from pipeline.params import load_params
+    from pipeline.training.run import train_and_save
+
+    root = tmp_path_factory.mktemp("trained")
+    prepared = write_tiny_prepared(root / "prepared", {"train": 280, "val": 70, "test": 140})
+    params = merge_params(
+        load_params(REPO_ROOT / "params.yaml"),
+        {
+            "train": {"epochs": 6, "batch_size": 32, "lr": 0.01, "schedule": "constant",
+                      "augment": {"flip": False, "rotation": 0.0, "zoom": 0.0, "shift": 0.0}},
+            "export": {"parity_images": 50, "calibration_images": 100},
+        },
+    )  # fmt: skip
+    params["model"] = {"name": "vgg", "widths": [4, 8], "convs_per_block": 1, "dense": [16]}
+    train_and_save(params, prepared, root / "model.keras", root / "train", root / "r", verbose=0)
+    run_evaluation(params, prepared, root / "model.keras", root / "metrics.json", root / "eval")
+    return root, params, prepared
+
+
+def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
+    import shutil
+
     import onnxruntime as ort
 
     from pipeline.export.keras_formats import load_keras_formats
-    from pipeline.training.saving import save_keras
+    from pipeline.training.saving import load_net
 
-    net = tiny_net(tiny_params)
-    save_keras(net, tmp_path / "model.keras")
-    (tmp_path / "metrics.json").write_text(
-        json.dumps({"test": {"accuracy": 0.8125, "macro_f1": 0.79, "n": 70}})
-    )
-
-    parity = export_to(tmp_path, tiny_params, tiny_prepared, tmp_path / "model.keras")
+    root, params, prepared = trained
+    for name in ("train", "eval"):
+        shutil.copytree(root / name, tmp_path / name)
+    record = export_to(tmp_path, params, prepared, root / "model.keras")
 
     models = tmp_path / "models"
-    assert sorted(p.name for p in models.iterdir()) == sorted(FILE_NAMES.values())
-    assert parity["images"] == 50 and parity["argmax_mismatches"] == 0
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [*FILE_NAMES.values(), "emotion.int8.onnx", "export.json"]
+    )
+    assert json.loads((models / "export.json").read_text()) == record
+    assert set(record) == {"int8"} and set(record["int8"]) == {"accuracy", "agreement"}
 
     spec = read_spec(models / "labels.json")
     assert (spec.input.scale, spec.input.offset, spec.input.layout) == (1.0, 0.0, "NHWC")
+    assert spec.extra == {"model": "ferflow-vgg-synthetic"}
 
+    net = load_net(root / "model.keras")
     images = faces()
     # The tutorial's way: model_from_json + load_weights.
     reloaded = load_keras_formats(models / "model.json", models / "model.weights.h5")
@@ -123,14 +153,77 @@ def test_export_writes_every_file_and_they_load_back(tiny_params, tiny_prepared,
     onnx_probs = session.run(None, {"pixels": images[..., None].astype(np.float32)})[0]
     np.testing.assert_allclose(onnx_probs, keras_probs(net, images), atol=1e-5)
 
+    # int8 really is int8 (quantized weights), and answers like the float model.
+    import onnx
+
+    int8 = onnx.load(str(models / "emotion.int8.onnx"))
+    assert any(init.data_type == onnx.TensorProto.INT8 for init in int8.graph.initializer)
+    session = ort.InferenceSession(
+        str(models / "emotion.int8.onnx"), providers=["CPUExecutionProvider"]
+    )
+    int8_probs = session.run(None, {"pixels": images[..., None].astype(np.float32)})[0]
+    assert (int8_probs.argmax(1) == onnx_probs.argmax(1)).mean() >= 0.9
+
+
+def test_the_card_is_written_from_the_records(trained, tmp_path):
+    import shutil
+
+    root, params, prepared = trained
+    for name in ("train", "eval"):
+        shutil.copytree(root / name, tmp_path / name)
+    record = export_to(tmp_path, params, prepared, root / "model.keras")
+    card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
+
+    summary = json.loads((root / "eval" / "summary.json").read_text())["test"]
+    run = json.loads((root / "train" / "run.json").read_text())
+    assert f"| float, single view | {summary['accuracy']:.2%} | {summary['macro_f1']:.3f} |" in card
+    assert f"| int8, single view | {record['int8']['accuracy']:.2%} |" in card
+    assert f"best epoch {run['best_epoch']} of 6" in card
+    per_class = json.loads((root / "eval" / "per_class.json").read_text())
+    angry = per_class[0]
+    assert f"| angry | {angry['precision']:.3f} | {angry['recall']:.3f} |" in card
+    assert "Trained on synthetic data" in card
+
+
+def test_a_failing_int8_model_writes_nothing(trained, tmp_path):
+    from pipeline.export.quantize import QuantizationError
+
+    root, params, prepared = trained
+    # No int8 model can lose less than nothing and agree on more than everything.
+    params = {**params, "export": {**params["export"], "int8_min_agreement": 1.01}}
+    with pytest.raises(QuantizationError, match=r"nothing was written"):
+        export_to(tmp_path, params, prepared, root / "model.keras")
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_an_onnx_model_is_adopted_as_it_is(trained, tmp_path):
+    """The fer2013/ pipeline's case: the float model was trained elsewhere, so export
+    writes its int8 copy, labels.json and the card, and leaves the float file untouched."""
+    from pipeline.export.onnx_export import export_onnx
+    from pipeline.training.saving import load_net
+
+    root, params, prepared = trained
+    models = tmp_path / "models"
+    float_onnx = export_onnx(load_net(root / "model.keras"), models / "emotion.onnx")
+    before = float_onnx.read_bytes()
+    record_file = tmp_path / "earlier-run.json"
+    record_file.write_text(json.dumps({"backend": "jax", "epochs_run": 130, "val_plain": 0.69}))
+    params = {**params, "export": {**params["export"], "trained_by": str(record_file)}}
+
+    export_to(tmp_path, params, prepared, float_onnx)
+    assert float_onnx.read_bytes() == before
+    assert sorted(p.name for p in models.iterdir()) == [
+        "MODEL_CARD.md", "emotion.int8.onnx", "emotion.onnx", "export.json", "labels.json"
+    ]  # fmt: skip
     card = (models / "MODEL_CARD.md").read_text()
-    assert "| test | 0.8125 | 0.7900 | 70 |" in card
-    assert f"{net.count_params():,} parameters" in card
-    assert "data/prepared/manifest.json" in card
+    assert "The weights were not trained by this pipeline's `train` stage" in card
+    assert str(record_file) in card and "130 epochs" in card
+    assert "device: not recorded by the run" in card
 
 
 def test_failed_parity_check_writes_nothing(tiny_params, tiny_prepared, tmp_path, monkeypatch):
-    import pipeline.export.bundle as bundle
+    tiny_params["export"].update(int8_max_drop=1.0, int8_min_agreement=0.0)
+    import pipeline.export.onnx_export as onnx_export
     from pipeline.export.onnx_export import export_onnx
     from pipeline.export.parity import ParityError
     from pipeline.training.saving import save_keras
@@ -138,8 +231,9 @@ def test_failed_parity_check_writes_nothing(tiny_params, tiny_prepared, tmp_path
     save_keras(tiny_net(tiny_params, seed=0), tmp_path / "model.keras")
     other = tiny_net(tiny_params, seed=1)
     # A broken exporter: writes a valid ONNX file of the wrong network.
-    monkeypatch.setattr(bundle, "export_onnx", lambda net, path, float16: export_onnx(other, path))
-
+    monkeypatch.setattr(
+        onnx_export, "export_onnx", lambda net, path, float16: export_onnx(other, path)
+    )
     with pytest.raises(ParityError):
         export_to(tmp_path, tiny_params, tiny_prepared, tmp_path / "model.keras")
     assert list((tmp_path / "models").iterdir()) == []
@@ -149,9 +243,10 @@ def test_float16_export_uses_its_own_tolerance(tiny_params, tiny_prepared, tmp_p
     from pipeline.training.saving import save_keras
 
     save_keras(tiny_net(tiny_params), tmp_path / "model.keras")
-    tiny_params["export"].update(float16=True, float16_atol=1e-2)
-    parity = export_to(tmp_path, tiny_params, tiny_prepared, tmp_path / "model.keras")
-    assert parity["float16"] is True and parity["atol"] == 1e-2
-    assert (
-        "float16 weights (float32 input/output)" in (tmp_path / "models/MODEL_CARD.md").read_text()
-    )
+    tiny_params["export"].update(float16=True, float16_atol=1e-2, int8_min_agreement=0.0)
+    tiny_params["export"].update(int8_max_drop=1.0)  # an untrained network: no int8 check
+    record = export_to(tmp_path, tiny_params, tiny_prepared, tmp_path / "model.keras")
+    assert set(record) == {"int8"}
+    card = (tmp_path / "models/MODEL_CARD.md").read_text()
+    assert "float16 weights, float32 input/output" in card
+    assert "(allowed 1e-02)" in card

@@ -257,3 +257,44 @@ def test_patience_counters_are_saved_each_epoch_and_restored_on_resume(
     assert stopper.best == saved["EarlyStopping"]["best"]
     assert plateau.wait == saved["ReduceLROnPlateau"]["wait"]
     assert plateau.best == saved["ReduceLROnPlateau"]["best"]
+
+
+# --- outputs trained on another machine ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_brought_back_outputs_are_checked_against_local_data_and_params(
+    tiny_prepared, tiny_params, tmp_path
+):
+    from pipeline.data.shards import load_split
+    from pipeline.training.provenance import OutputsMismatch, check_outputs, data_hash
+
+    tiny_params["train"]["epochs"] = 1
+    train(tiny_params, tiny_prepared, tmp_path)
+    model, log = tmp_path / "models" / "model.keras", tmp_path / "train_log"
+    local = data_hash(*load_split(tiny_prepared, "train"), *load_split(tiny_prepared, "val"))
+    run = json.loads((log / "run.json").read_text())
+    assert run["data_sha256"] == local and run["params"]["train"]["lr"] == 0.01
+    assert "Keras" in run["device"]
+
+    def check(**changes):
+        train_params = {**tiny_params["train"], **changes.pop("train", {})}
+        return check_outputs(
+            tiny_params["model"], train_params, changes.get("data", local), model, log
+        )
+
+    assert check()["model_sha256"] == run["model_sha256"]
+    with pytest.raises(
+        OutputsMismatch, match=r"run\.json: the run used train\.lr=0\.01, the params say 0\.02"
+    ):
+        check(train={"lr": 0.02})
+    with pytest.raises(
+        OutputsMismatch, match=r"run\.json: the run trained on data sha256 .*local prepared shards"
+    ):
+        check(data="0" * 64)
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(OutputsMismatch, match=r"model\.keras: not the model file that run wrote"):
+        check()
+    (log / "run.json").unlink()
+    with pytest.raises(OutputsMismatch, match=r"train_log/run\.json: no run record"):
+        check()

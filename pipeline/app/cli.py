@@ -1,4 +1,4 @@
-"""The `ferflow` command: `predict`, `live`, and `report` (handed to pipeline.report.cli).
+"""The `ferflow` command: `predict`, `live`, and `report` / `params` (pipeline extra).
 
 Errors the user can fix (a missing file, a bad model, no camera) print one line,
 `ferflow: error: ...`, and exit with status 1; usage errors exit with 2 (argparse).
@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="pull-request report: metrics, params and plots diff as Markdown",
         add_help=False,
     )
+    commands.add_parser(
+        "params",
+        help="params.yaml's schema: every key, its type, value and meaning",
+        add_help=False,
+    )
     return parser
 
 
@@ -253,13 +258,31 @@ def _report(argv: Sequence[str]) -> int:
     return int(report_cli.main(list(argv)) or 0)
 
 
+def _params(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} params",
+        description="Print params.yaml's schema: every key, its type or choices, its value "
+        "in FILE and its meaning (the `params` stage checks FILE against it).",
+    )
+    parser.add_argument("file", nargs="?", default="params.yaml", help="default: params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        schema = importlib.import_module("pipeline.params")
+    except ImportError as e:
+        raise AppError(f"`{PROG} params` needs the pipeline install (.[pipeline]): {e}") from None
+    print(schema.format_schema_table(args.file))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ferflow` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        # `report` has its own parser and dependencies (pipeline extra): hand it the rest.
+        # `report` and `params` have their own parsers and dependencies (pipeline extra).
         if argv[:1] == ["report"]:
             return _report(argv[1:])
+        if argv[:1] == ["params"]:
+            return _params(argv[1:])
         args = build_parser().parse_args(argv)
         from pipeline.app.media import quiet_opencv
 

@@ -1,12 +1,15 @@
-"""The `evaluate` stage's work: score the trained network on the test split (PrivateTest).
+"""The `evaluate` stage's work: score a model on the test split (PrivateTest).
 
-Outputs (all replaced atomically, so a failure leaves the previous ones intact):
+The model is `paths.model`: the trained Keras network, or an ONNX file (the fer2013/
+pipeline scores the shipped `emotion.onnx` this way). Outputs, each replaced atomically so
+a failure leaves the previous ones intact:
 
-- `metrics.json`: `{"test": {"accuracy", "macro_f1", "n"}}`, plus `"test_tta"` with TTA on,
-  and `"test_ensemble"` (`"test_ensemble_tta"`) when the `ensemble` stage trained members;
+- `metrics.json`, the headline numbers DVC shows and diffs: `{"test": {"accuracy",
+  "macro_f1"}}`, plus `"test_tta"` with TTA on, and `"test_ensemble"` (`"test_ensemble_tta"`)
+  when the `ensemble` stage trained members (accuracy only: `dvc metrics show` stays narrow);
 - in the eval folder: `confusion.json` (one `{"actual", "predicted"}` record per image, for
-  DVC's confusion template), `confusion.png`, `per_class.json` (precision, recall, F1 and
-  support per class) and `per_class.png`.
+  DVC's confusion plot), `confusion.png`, `per_class.json` (precision, recall, F1 and support
+  per class), `per_class.png`, and `summary.json` (every evaluation's accuracy, macro F1, n).
 
 This is the only place that reads the test split; model selection happened on `val`.
 """
@@ -23,6 +26,7 @@ from pipeline.config import LABELS
 from pipeline.data.shards import load_split
 from pipeline.evaluation.metrics import classification_metrics
 from pipeline.evaluation.plots import plot_confusion, plot_per_class
+from pipeline.evaluation.predictors import Predictor, load_predictor
 from pipeline.evaluation.tta import predict_tta
 from pipeline.io import atomic_dir, write_json
 
@@ -30,49 +34,40 @@ CONFUSION_JSON = "confusion.json"
 CONFUSION_PNG = "confusion.png"
 PER_CLASS_JSON = "per_class.json"
 PER_CLASS_PNG = "per_class.png"
+SUMMARY_JSON = "summary.json"
 
-#: Keys of `metrics.json` entries; the per-class figures go to the eval folder instead, so
-#: `dvc exp show` stays readable.
-SUMMARY_KEYS = ("accuracy", "macro_f1", "n")
-
-
-def predict_proba(net: Any, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Class probabilities (N, classes) for uint8 faces (N, 48, 48)."""
-    from pipeline.models import as_model_input
-
-    return net.predict(as_model_input(images), batch_size=batch_size, verbose=0)
+#: What metrics.json keeps of each evaluation: the plain one has both headline numbers,
+#: the variants their accuracy (the full set is in the eval folder's summary.json).
+HEADLINE_KEYS = {"test": ("accuracy", "macro_f1")}
+VARIANT_KEYS = ("accuracy",)
 
 
-def predict_views(net: Any, images: np.ndarray, params: dict[str, Any]) -> dict[str, np.ndarray]:
+def predict_views(predict: Predictor, images: np.ndarray, params: dict[str, Any]):
     """{"test": probabilities} and, if `params["tta"]`, the TTA mean under "test_tta"."""
-    from pipeline.models import as_model_input
-
-    batch_size = int(params.get("batch_size", 512))
-    probs = {"test": predict_proba(net, images, batch_size)}
+    probs = {"test": predict(images)}
     if params.get("tta", False):
         probs["test_tta"] = predict_tta(
-            net,
-            as_model_input(images),
+            predict,
+            images,
             flip=bool(params.get("tta_flip", True)),
             shift=int(params.get("tta_shift", 0)),
-            batch_size=batch_size,
         )
     return probs
 
 
-def evaluate_net(
-    net: Any,
+def evaluate_model(
+    predict: Predictor,
     images: np.ndarray,
     labels: np.ndarray,
     params: dict[str, Any],
-    members: Sequence[Any] = (),
+    members: Sequence[Predictor] = (),
 ) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
     """{"test": (metrics, predictions)}, "test_tta" too if `params["tta"]`.
 
     With `members` (other networks), also "test_ensemble" (and "test_ensemble_tta"): the
-    mean of all the networks' probabilities, `net`'s included.
+    mean of all the networks' probabilities, the model's included.
     """
-    probs = predict_views(net, images, params)
+    probs = predict_views(predict, images, params)
     if members:
         total = {name: p.copy() for name, p in probs.items()}
         for member in members:
@@ -89,11 +84,11 @@ def evaluate_net(
     return results
 
 
-def summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The `metrics.json` entry of one evaluation: accuracy, macro F1 (rounded), n."""
+def headline(results: dict[str, tuple[dict[str, Any], np.ndarray]]) -> dict[str, Any]:
+    """metrics.json's content: a few numbers per evaluation, rounded (see HEADLINE_KEYS)."""
     return {
-        key: round(metrics[key], 6) if isinstance(metrics[key], float) else metrics[key]
-        for key in SUMMARY_KEYS
+        name: {key: round(metrics[key], 6) for key in HEADLINE_KEYS.get(name, VARIANT_KEYS)}
+        for name, (metrics, _) in results.items()
     }
 
 
@@ -113,11 +108,21 @@ def write_reports(
         write_json(tmp / CONFUSION_JSON, records)
         per_class = [{"class": name, **scores} for name, scores in metrics["per_class"].items()]
         write_json(tmp / PER_CLASS_JSON, per_class)
+        write_json(
+            tmp / SUMMARY_JSON,
+            {
+                name: {
+                    k: round(m[k], 6) if isinstance(m[k], float) else m[k]
+                    for k in ("accuracy", "macro_f1", "n")
+                }
+                for name, (m, _) in results.items()
+            },
+        )
         accuracy, macro_f1 = metrics["accuracy"], metrics["macro_f1"]
         title = f"test split: accuracy {accuracy:.1%}, macro F1 {macro_f1:.3f}"
         plot_confusion(np.array(metrics["confusion"]), LABELS, tmp / CONFUSION_PNG, title=title)
         plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}")
-    write_json(metrics_path, {name: summary(m) for name, (m, _) in results.items()})
+    write_json(metrics_path, headline(results))
 
 
 def run_evaluation(
@@ -128,24 +133,22 @@ def run_evaluation(
     eval_dir: str | Path,
     ensemble_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Load the network and the test split, score, write reports; returns metrics.json's dict.
+    """Load the model and the test split, score, write reports; returns metrics.json's dict.
 
     `ensemble_dir`: the `ensemble` stage's folder; its members (if any) are scored together
-    with the network as "test_ensemble".
+    with the model as "test_ensemble".
     """
     from pipeline.models.ensemble import member_files
-    from pipeline.training.saving import load_net
 
     images, labels = load_split(prepared_dir, "test")
     if len(labels) == 0:
         raise ValueError(f"{prepared_dir}: the test split is empty; nothing to evaluate")
-    net = load_net(model_path)
-    members = [load_net(f) for f in member_files(ensemble_dir)] if ensemble_dir else []
-    results = evaluate_net(net, images, labels, params.get("evaluate", {}), members)
+    settings = params.get("evaluate", {})
+    batch_size = int(settings.get("batch_size", 512))
+    predict = load_predictor(model_path, batch_size)
+    members = (
+        [load_predictor(f, batch_size) for f in member_files(ensemble_dir)] if ensemble_dir else []
+    )
+    results = evaluate_model(predict, images, labels, settings, members)
     write_reports(results, labels, metrics_path, eval_dir)
-    for name, (metrics, _) in results.items():
-        print(
-            f"{name}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
-            f"on {metrics['n']} images"
-        )
-    return {name: summary(m) for name, (m, _) in results.items()}
+    return headline(results)

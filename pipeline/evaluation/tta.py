@@ -1,13 +1,14 @@
-"""Test-time augmentation: average the network's probabilities over flipped and shifted views.
+"""Test-time augmentation: average the probabilities over flipped and shifted views.
 
-Views are made on the host with numpy (cheap at 48x48) and predicted in large batches, so
-this works with any backend and for any saved network.
+Views are made on the host with numpy (cheap at 48x48) and predicted in large batches by
+any predictor (a Keras network or an ONNX model, see `predictors.py`).
 """
 
 from __future__ import annotations
 
-import keras
 import numpy as np
+
+from pipeline.evaluation.predictors import Predictor
 
 
 def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -35,12 +36,9 @@ def views(images: np.ndarray, flip: bool = True, shift: int = 0) -> list[np.ndar
 
 
 def predict_tta(
-    net: keras.Model, images: np.ndarray, flip: bool = True, shift: int = 0, batch_size: int = 1024
+    predict: Predictor, images: np.ndarray, flip: bool = True, shift: int = 0
 ) -> np.ndarray:
     """Mean class probabilities over `views(images, flip, shift)`; (N, classes) float32."""
-    total = None
     all_views = views(images, flip, shift)
-    for view in all_views:
-        probs = net.predict(view, batch_size=batch_size, verbose=0)
-        total = probs if total is None else total + probs
+    total = sum(predict(view) for view in all_views)
     return (total / len(all_views)).astype("float32")

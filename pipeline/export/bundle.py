@@ -1,9 +1,13 @@
-"""The `export` stage's work: everything a consumer of the trained model needs.
+"""The `export` stage's work: everything a consumer of the model needs, checked first.
 
-From the trained network (no augmentation inside) it writes the ONNX model, `labels.json`,
-the tutorial's JSON + weights formats and `MODEL_CARD.md`. Files are staged in a temporary
-folder and moved into place only after ONNX Runtime has matched Keras on test images, so a
-failed parity check writes nothing.
+From a trained Keras network (`paths.model` ending in `.keras`; no augmentation inside) it
+writes the float ONNX model, the tutorial's JSON + weights formats and a static int8 copy;
+from a float ONNX file (`paths.model` ending in `.onnx`, as in the fer2013/ pipeline, whose
+weights were trained elsewhere) only the int8 copy. Either way it writes `labels.json`,
+`MODEL_CARD.md` (from the pipeline's records) and the export record
+(`paths.export_record`, a DVC metric: the int8 accuracy and agreement). Files are staged
+in a temporary folder and moved into place only after every check passed (ONNX Runtime
+matches Keras; int8 is close to float), so a failure writes nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +17,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import keras
+import numpy as np
 
-from pipeline.data.shards import load_split
-from pipeline.export.keras_formats import write_keras_formats
-from pipeline.export.model_card import read_json, render_model_card
-from pipeline.export.onnx_export import export_onnx
-from pipeline.export.parity import check_parity
+from pipeline.config import repo_path
+from pipeline.data.shards import load_split, read_manifest
+from pipeline.errors import StageError
+from pipeline.evaluation.predictors import OnnxPredictor
+from pipeline.export.model_card import CardInputs, ModelFile, read_json, render_model_card
+from pipeline.export.quantize import accept_int8, quantize_int8
+from pipeline.io import write_json
 from pipeline.model_spec import ModelSpec, write_spec
+from pipeline.training.provenance import RUN_FILE
+
+#: The files export writes, as keys of params.yaml `paths`.
+OUTPUT_KEYS = (
+    "onnx",
+    "int8",
+    "labels",
+    "model_card",
+    "model_json",
+    "model_weights",
+    "export_record",
+)
 
 
 def export_bundle(
@@ -28,66 +46,136 @@ def export_bundle(
     *,
     model_path: str | Path,
     prepared_dir: str | Path,
-    metrics_path: str | Path,
     train_log: str | Path,
     eval_dir: str | Path,
     outputs: dict[str, str | Path],
+    pipeline_file: str = "dvc.yaml",
 ) -> dict[str, Any]:
-    """Write `outputs["onnx"|"labels"|"model_card"|"model_json"|"model_weights"]`.
-
-    `params["export"]`: `float16` (bool), `parity_images` (how many test images the parity
-    check uses), `parity_atol` (largest allowed probability difference; `float16_atol` for a
-    float16 model). Returns the parity report as a dict.
-    """
-    from pipeline.training.saving import load_net
-
-    settings = params.get("export", {})
-    float16 = bool(settings.get("float16", False))
-    # float16 arithmetic moves probabilities by ~1e-3: a separate, documented tolerance.
-    atol = float(
-        settings.get("float16_atol" if float16 else "parity_atol", 1e-2 if float16 else 1e-4)
-    )
-    count = int(settings.get("parity_images", 300))
-    if count < 1:
-        raise ValueError(f"export.parity_images must be >= 1, got {count}")
-
-    net = load_net(model_path)
-    images, _ = load_split(prepared_dir, "test")
-    images = images[:count]
-    spec = ModelSpec()
-    targets = {key: Path(outputs[key]) for key in _OUTPUT_KEYS}
-    folder = targets["onnx"].parent
+    """Write `outputs` (keys: onnx, int8, labels, model_card, model_json, model_weights,
+    export_record; the last three unused for an ONNX input). Returns the export record."""
+    settings = params["export"]
+    model_path = Path(model_path)
+    adopt = model_path.suffix == ".onnx"
+    if adopt and Path(outputs["onnx"]).resolve() != model_path.resolve():
+        raise StageError(
+            f"paths.model is an ONNX file ({model_path}), so paths.onnx must name the same file"
+        )
+    if adopt and not settings["trained_by"]:
+        raise StageError(
+            f"paths.model is an ONNX file ({model_path}) trained elsewhere: set "
+            "export.trained_by to the record of the run that trained it"
+        )
+    weights = "float16" if settings["float16"] else "float32"
+    spec = ModelSpec(extra={"model": settings["model_name"], "weights": weights})
+    test_images, test_labels = load_split(prepared_dir, "test")
+    folder = Path(outputs["onnx"]).parent
     folder.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix=".export.", dir=folder) as tmp:
-        staged = {key: Path(tmp) / target.name for key, target in targets.items()}
-        export_onnx(net, staged["onnx"], float16=float16)
-        parity = check_parity(net, staged["onnx"], images, atol=atol, spec=spec).to_dict()
-        parity["float16"] = float16
-        print(
-            f"parity: {parity['images']} test images, every class agrees, "
-            f"max probability difference {parity['max_abs_diff']:.1e} (allowed {atol:.0e})"
+        staged = {key: Path(tmp) / Path(target).name for key, target in outputs.items()}
+        if adopt:
+            run = read_json(repo_path(settings["trained_by"])) or {}
+            float_onnx, parity, count = model_path, None, 0
+            network = run.get("params", {}).get("model", params["model"])["name"]
+            write_spec(staged["labels"], spec)
+        else:
+            run = read_json(Path(train_log) / RUN_FILE)
+            float_onnx = staged["onnx"]
+            parity, network, count = _export_keras(
+                model_path, float_onnx, staged, test_images, settings, spec
+            )
+        int8 = _export_int8(
+            float_onnx, staged["int8"], prepared_dir, test_images, test_labels, settings, spec
         )
-        write_spec(staged["labels"], spec)
-        write_keras_formats(net, staged["model_json"], staged["model_weights"])
-        card = render_model_card(
+        record = {"int8": {k: int8[k] for k in ("accuracy", "agreement")}}
+        write_json(staged["export_record"], record)
+
+        files = [ModelFile(model_path if adopt else staged["onnx"], _float_what(settings, adopt))]
+        files.append(ModelFile(staged["int8"], "static int8 ONNX (default of the app)"))
+        files.append(ModelFile(staged["labels"], "input contract and label order"))
+        eval_dir = Path(eval_dir)
+        card = CardInputs(
             params=params,
-            net_name=net.name,
-            parameter_count=net.count_params(),
-            manifest_path=Path(prepared_dir) / "manifest.json",
-            metrics=read_json(metrics_path),
-            train_summary=read_json(Path(train_log) / "metrics.json"),
-            per_class=read_json(Path(eval_dir) / "per_class.json"),
-            onnx_path=staged["onnx"],
+            network=network,
+            parameter_count=count,
+            files=files,
+            manifest=read_manifest(prepared_dir),
+            summary=read_json(eval_dir / "summary.json"),
+            per_class=read_json(eval_dir / "per_class.json"),
+            run=run,
+            trained_by=settings["trained_by"] if adopt else None,
             parity=parity,
-            backend=keras.backend.backend(),
-            keras_version=keras.__version__,
+            int8=int8,
+            pipeline_file=pipeline_file,
         )
-        staged["model_card"].write_text(card, encoding="utf-8")
-        for key, target in targets.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged[key], target)
-    return parity
+        staged["model_card"].write_text(render_model_card(card), encoding="utf-8")
+
+        written = ("labels", "model_card", "export_record", "int8") if adopt else tuple(outputs)
+        for key in written:
+            os.replace(staged[key], outputs[key])
+    return record
 
 
-_OUTPUT_KEYS = ("onnx", "labels", "model_card", "model_json", "model_weights")
+def _float_what(settings: dict[str, Any], adopt: bool) -> str:
+    weights = "float16 weights, float32 input/output" if settings["float16"] else "float32"
+    return f"ONNX model ({weights}{'; trained elsewhere, scored here' if adopt else ''})"
+
+
+def _export_keras(
+    model_path: Path,
+    onnx_out: Path,
+    staged: dict[str, Path],
+    test_images: np.ndarray,
+    settings: dict[str, Any],
+    spec: ModelSpec,
+) -> tuple[dict[str, Any], str, int]:
+    """Float ONNX + parity check + labels.json + the tutorial's formats; (parity, name, params)."""
+    from pipeline.export.keras_formats import write_keras_formats
+    from pipeline.export.onnx_export import export_onnx
+    from pipeline.export.parity import check_parity
+    from pipeline.training.saving import load_net
+
+    float16 = bool(settings["float16"])
+    # float16 arithmetic moves probabilities by ~1e-3: a separate, documented tolerance.
+    atol = float(settings["float16_atol" if float16 else "parity_atol"])
+    net = load_net(model_path)
+    export_onnx(net, onnx_out, float16=float16)
+    images = test_images[: int(settings["parity_images"])]
+    parity = check_parity(net, onnx_out, images, atol=atol, spec=spec).to_dict()
+    print(
+        f"export: parity on {parity['images']} test faces, every class agrees, max "
+        f"probability difference {parity['max_abs_diff']:.1e} (allowed {atol:.0e})"
+    )
+    write_spec(staged["labels"], spec)
+    write_keras_formats(net, staged["model_json"], staged["model_weights"])
+    return parity, net.name, net.count_params()
+
+
+def _export_int8(
+    float_onnx: Path,
+    out: Path,
+    prepared_dir: str | Path,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    settings: dict[str, Any],
+    spec: ModelSpec,
+) -> dict[str, Any]:
+    """Quantize, then check against the float model on the whole test split."""
+    train_images, _ = load_split(prepared_dir, "train")
+    count = min(int(settings["calibration_images"]), len(train_images))
+    # Evenly spread over the training split: deterministic, and every part of it represented.
+    calibration = train_images[np.linspace(0, len(train_images) - 1, count).astype(int)]
+    quantize_int8(float_onnx, calibration, out, spec)
+    report = accept_int8(
+        OnnxPredictor(float_onnx, spec)(test_images),
+        OnnxPredictor(out, spec)(test_images),
+        test_labels,
+        max_drop=float(settings["int8_max_drop"]),
+        min_agreement=float(settings["int8_min_agreement"]),
+        calibration_images=count,
+    ).to_dict()
+    print(
+        f"export: int8 {report['accuracy']:.2%} vs float {report['float_accuracy']:.2%} on "
+        f"{report['test_images']} test faces, same class on {report['agreement']:.2%}"
+    )
+    return report

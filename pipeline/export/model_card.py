@@ -1,9 +1,16 @@
-"""`MODEL_CARD.md`: what the exported model is, what it was trained on, how well it does."""
+"""`MODEL_CARD.md`: what the exported model is, what it was trained on, how well it does.
+
+Written by the `export` stage from the pipeline's own records (the prepared data's
+manifest, evaluate's metrics and per-class scores, the training run's record, the export
+checks), so no figure in it is typed by hand. `render_model_card` takes plain data so it is
+easy to test; `CardInputs` gathers that data from the files.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,183 +27,273 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file's content, or None when it does not exist (e.g. no evaluation yet)."""
-    path = Path(path)
-    if not path.is_file():
+def read_json(path: str | Path | None) -> Any:
+    """A JSON file's content, or None when there is no such file (e.g. no evaluation yet)."""
+    if path is None or not Path(path).is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _split_counts(manifest: Any) -> dict[str, Any]:
-    """Rows per split from the prepare stage's manifest, whatever nesting it uses."""
-    if not isinstance(manifest, dict):
-        return {}
-    splits = manifest.get("splits", manifest)
-    counts = {}
-    for split in SPLITS:
-        entry = splits.get(split) if isinstance(splits, dict) else None
-        if isinstance(entry, dict):
-            for key in ("rows", "n", "count", "images"):
-                if isinstance(entry.get(key), int):
-                    counts[split] = entry[key]
-                    break
-        elif isinstance(entry, int):
-            counts[split] = entry
-    return counts
+@dataclass
+class ModelFile:
+    """A file the card lists: its name, what it is, its size and sha256."""
+
+    path: Path
+    what: str
+
+    def row(self) -> str:
+        size = self.path.stat().st_size / 1e6
+        return (
+            f"| `{self.path.name}` | {self.what} | {size:.1f} MB | `{sha256_of(self.path)[:16]}` |"
+        )
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+@dataclass
+class CardInputs:
+    """Everything the card says, read from the pipeline's records."""
+
+    params: dict[str, Any]
+    network: str
+    parameter_count: int
+    files: list[ModelFile]
+    manifest: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    per_class: list[dict[str, Any]] | None
+    run: dict[str, Any] | None
+    trained_by: str | None
+    parity: dict[str, Any] | None
+    int8: dict[str, Any] | None
+    pipeline_file: str = "dvc.yaml"
 
 
-def render_model_card(
-    *,
-    params: dict[str, Any],
-    net_name: str,
-    parameter_count: int,
-    manifest_path: str | Path,
-    metrics: dict[str, Any] | None,
-    train_summary: dict[str, Any] | None,
-    per_class: list[dict[str, Any]] | None,
-    onnx_path: str | Path,
-    parity: dict[str, Any],
-    backend: str,
-    keras_version: str,
-) -> str:
-    """The card as Markdown. Inputs are plain data so the card is easy to test."""
-    paths = params.get("paths", {})
-    data_raw = params.get("data", {}).get("raw", "?")
-    synthetic = str(data_raw) == str(paths.get("synthetic"))
-    manifest_path = Path(manifest_path)
-    manifest = read_json(manifest_path)
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, float) else "n/a"
+
+
+def _split_counts(manifest: dict[str, Any] | None) -> dict[str, int]:
+    splits = (manifest or {}).get("splits", {})
+    return {s: splits[s]["rows"] for s in SPLITS if isinstance(splits.get(s), dict)}
+
+
+def _tta_views(evaluate: dict[str, Any]) -> int:
+    shift = int(evaluate.get("tta_shift", 0))
+    return (2 if evaluate.get("tta_flip", True) else 1) * (9 if shift else 1)
+
+
+def render_model_card(card: CardInputs) -> str:
+    """The card as Markdown."""
+    p = card.params
+    data_raw = p["data"]["raw"]
+    synthetic = data_raw == p["paths"].get("synthetic")
+    name = p["export"]["model_name"]
     lines = [
-        f"# Model card: ferflow `{net_name}` facial emotion classifier",
+        f"# Model card: {name}",
         "",
         "Classifies a 48x48 grayscale face into one of seven emotions: "
         + ", ".join(LABELS)
-        + ". Written by the `export` stage of the ferflow DVC pipeline; every figure below "
-        "comes from that run.",
+        + f". Written by the `export` stage of the ferflow DVC pipeline (`{card.pipeline_file}`);"
+        " every figure below is read from that pipeline's records, none is typed by hand.",
         "",
     ]
     if synthetic:
         lines += [
             "> **Trained on synthetic data.** This model learned the synthetic faces that "
             "`dvc repro` draws by default; it proves the pipeline works end to end and is "
-            "not a real emotion recognizer. Train on FER2013 for that (see docs/training.md).",
+            "not a real emotion recognizer. The real FER2013 model is `models/fer2013/`.",
             "",
         ]
     lines += [
         "## Files",
         "",
-        "| file | what |",
-        "| --- | --- |",
-        f"| `{Path(onnx_path).name}` | ONNX model, sha256 `{sha256_of(onnx_path)}`, "
-        f"{Path(onnx_path).stat().st_size / 1e6:.1f} MB"
-        + (", float16 weights (float32 input/output)" if parity.get("float16") else "")
-        + " |",
-        "| `labels.json` | input contract and label order (read this before feeding the model) |",
-        "| `model.json` + `model.weights.h5` | Keras architecture and weights "
-        "(`keras.models.model_from_json` + `load_weights`) |",
+        "| file | what | size | sha256 (first 16) |",
+        "| --- | --- | --- | --- |",
+        *(f.row() for f in card.files),
         "",
         "Input: float32 NHWC batch `(N, 48, 48, 1)` of raw grayscale pixels 0..255 (the "
-        "rescaling is inside the model). Output: 7 class probabilities in label order.",
+        "rescaling is inside the model; `labels.json` states the contract). Output: 7 class "
+        "probabilities in label order.",
         "",
-        "## Data",
-        "",
-        f"- Raw CSV: `{data_raw}`" + (" (synthetic)" if synthetic else ""),
+        *_data_section(card, data_raw, synthetic),
+        *_training_section(card),
+        *_results_section(card),
+        *_checks_section(card),
+        *_use_section(card),
+        *_limitations_section(synthetic),
     ]
-    if manifest_path.is_file():
-        shown = Path(paths.get("prepared", manifest_path.parent)) / manifest_path.name
-        lines.append(f"- Prepared data: `{shown.as_posix()}` sha256 `{sha256_of(manifest_path)}`")
-    counts = _split_counts(manifest)
+    return "\n".join(lines)
+
+
+def _data_section(card: CardInputs, data_raw: str, synthetic: bool) -> list[str]:
+    source = (card.manifest or {}).get("source", {})
+    lines = ["## Data", ""]
+    line = f"- Raw CSV: `{data_raw}`" + (" (synthetic)" if synthetic else "")
+    if source.get("sha256"):
+        line += f", sha256 `{source['sha256']}`"
+    lines.append(line)
+    counts = _split_counts(card.manifest)
     if counts:
         lines.append(
-            "- Images per split: "
-            + ", ".join(f"{split} {counts[split]:,}" for split in SPLITS if split in counts)
+            "- Faces per split: "
+            + ", ".join(f"{split} {n:,}" for split, n in counts.items())
             + " (train = Training, val = PublicTest, test = PrivateTest)"
         )
     lines += [
         "- Model selection (best epoch) used `val` only; `test` was used once, to evaluate.",
         "",
-        "## Training",
-        "",
-        f"Network `{net_name}`, {parameter_count:,} parameters, Keras {keras_version} "
-        f"({backend} backend).",
     ]
-    if train_summary:
-        best = train_summary.get("best_epoch")
-        trained = train_summary.get("step")
-        if best is not None:
-            trained_text = f" of {int(trained) + 1}" if isinstance(trained, int) else ""
-            lines.append(
-                f"Best epoch {best}{trained_text} "
-                f"(val accuracy {_fmt(train_summary.get('best_val_accuracy'))}); its weights "
-                "are the ones exported."
-            )
+    return lines
+
+
+def _training_section(card: CardInputs) -> list[str]:
+    lines = ["## Training", ""]
+    run = card.run or {}
+    if card.trained_by:  # the other run's own record of its recipe
+        recipe = run.get("params", {})
+    else:  # as params.yaml writes it: the most-tuned knobs at the top
+        train = dict(card.params["train"])
+        recipe = {k: train.pop(k) for k in ("lr", "epochs", "batch_size")}
+        recipe |= {"model": card.params["model"], "train": train}
+    lines.append(
+        f"Network `{card.network}`, {card.parameter_count:,} parameters."
+        if card.parameter_count
+        else f"Network `{card.network}`."
+    )
+    if card.trained_by:
+        lines += [
+            "",
+            f"**The weights were not trained by this pipeline's `train` stage.** They come from "
+            f"an earlier run, recorded in `{card.trained_by}`; this pipeline validated and "
+            "prepared the data, scored the file and wrote the int8 copy and this card.",
+        ]
+        device = run.get("device") or "not recorded by the run"
+        epochs = run.get("epochs_run")
+        lines += [
+            "",
+            f"- Backend {run.get('backend', 'not recorded')}; device: {device}.",
+            f"- {epochs} epochs in {run.get('train_wall_s')} s of training wall time "
+            f"(first epoch {run.get('first_epoch_s')} s with compilation, then "
+            f"{run.get('median_epoch_s')} s an epoch); best PublicTest epoch "
+            f"{run.get('best_val_epoch')} (val accuracy {_pct(run.get('val_plain'))}).",
+        ]
+    elif run:
+        lines += [
+            "",
+            f"Trained by this pipeline's `train` stage on {run.get('device', '?')}: best epoch "
+            f"{run.get('best_epoch')} of {card.params['train']['epochs']} (val accuracy "
+            f"{_pct(run.get('best_val_accuracy'))}); its weights are the ones exported.",
+        ]
     lines += [
         "",
         "```yaml",
-        yaml.safe_dump(
-            {"model": params.get("model", {}), "train": params.get("train", {})},
-            sort_keys=False,
-            default_flow_style=None,
-        ).rstrip(),
+        yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None).rstrip(),
         "```",
         "",
-        "## Results on the test split (PrivateTest)",
-        "",
     ]
-    if metrics:
-        lines += ["| evaluation | accuracy | macro F1 | images |", "| --- | --- | --- | --- |"]
-        for name, entry in metrics.items():
-            lines.append(
-                f"| {name} | {_fmt(entry.get('accuracy'))} | {_fmt(entry.get('macro_f1'))} "
-                f"| {entry.get('n')} |"
-            )
-        lines.append("")
-    else:
-        lines += ["Not evaluated (run `dvc repro evaluate`).", ""]
-    if per_class:
+    return lines
+
+
+def _results_section(card: CardInputs) -> list[str]:
+    lines = ["## Results on the test split (PrivateTest)", ""]
+    summary = card.summary or {}
+    if not summary:
+        return [*lines, "Not evaluated (run the `evaluate` stage).", ""]
+    views = _tta_views(card.params.get("evaluate", {}))
+    names = {
+        "test": "float, single view",
+        "test_tta": f"float, mean of {views} views (flip x shifts)",
+        "test_ensemble": "float, ensemble",
+        "test_ensemble_tta": f"float, ensemble, {views} views",
+    }
+    lines += ["| model | accuracy | macro F1 | faces |", "| --- | --- | --- | --- |"]
+    for key, entry in summary.items():
+        lines.append(
+            f"| {names.get(key, key)} | {_pct(entry.get('accuracy'))} "
+            f"| {entry.get('macro_f1', 0):.3f} | {entry.get('n'):,} |"
+        )
+    if card.int8:
+        lines.append(
+            f"| int8, single view | {_pct(card.int8['accuracy'])} | | "
+            f"{card.int8['test_images']:,} |"
+        )
+    lines.append("")
+    if card.per_class:
         lines += [
+            "Per class (float, single view):",
+            "",
             "| class | precision | recall | F1 | support |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for row in per_class:
+        for row in card.per_class:
             lines.append(
                 f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} "
                 f"| {row['f1']:.3f} | {row['support']} |"
             )
         lines.append("")
-    lines += [
-        "## Export check",
-        "",
-        f"On {parity['images']} test images ONNX Runtime and Keras predicted the same class "
-        f"for every image; the largest probability difference was {parity['max_abs_diff']:.1e} "
-        f"(allowed {parity['atol']:.0e}).",
-        "",
+    return lines
+
+
+def _checks_section(card: CardInputs) -> list[str]:
+    lines = ["## Export checks", ""]
+    if card.parity:
+        lines.append(
+            f"- On {card.parity['images']} test faces ONNX Runtime and Keras predicted the same "
+            f"class for every face; the largest probability difference was "
+            f"{card.parity['max_abs_diff']:.1e} (allowed {card.parity['atol']:.0e})."
+        )
+    else:
+        lines.append("- The float ONNX file is this pipeline's input, scored as it is.")
+    if card.int8:
+        i = card.int8
+        lines.append(
+            f"- int8 (static, QDQ, per-channel weights, calibrated on {i['calibration_images']} "
+            f"Training faces): {_pct(i['accuracy'])} vs float {_pct(i['float_accuracy'])} on "
+            f"{i['test_images']:,} test faces, same class on {_pct(i['agreement'])} of them "
+            f"(accepted: at most {100 * i['max_drop']:.1f} points lost, at least "
+            f"{i['min_agreement']:.0%} agreement)."
+        )
+    lines.append("")
+    return lines
+
+
+def _use_section(card: CardInputs) -> list[str]:
+    # The app runs the int8 file when there is one, so that is the one to show.
+    model = card.files[1 if card.int8 else 0].path.name
+    return [
         "## Use",
         "",
         "```bash",
-        "ferflow predict photo.jpg --model-dir models   # faces + emotions as JSON lines",
+        "ferflow predict photo.jpg --model-dir FOLDER_OF_THIS_CARD   # faces + emotions as JSON",
         "```",
         "",
         "or directly with ONNX Runtime:",
         "",
         "```python",
         "import json, numpy as np, onnxruntime as ort",
-        "labels = json.load(open('models/labels.json'))['labels']",
-        "session = ort.InferenceSession('models/emotion.onnx')",
+        "labels = json.load(open('labels.json'))['labels']",
+        f"session = ort.InferenceSession('{model}')",
         "faces = np.zeros((1, 48, 48, 1), np.float32)  # raw 0..255 grayscale pixels",
         "probs = session.run(None, {session.get_inputs()[0].name: faces})[0]",
         "print(labels[int(probs[0].argmax())])",
         "```",
         "",
-        "## Limitations",
-        "",
-        "FER2013 faces are small, frontal-ish web images with noisy labels; `disgust` has few "
-        "examples. Expect lower accuracy on faces unlike them (profile views, poor light, "
-        "children), and do not use emotion predictions to make decisions about people.",
+    ]
+
+
+def _limitations_section(synthetic: bool) -> list[str]:
+    lines = ["## Limitations", ""]
+    if synthetic:
+        return [*lines, "Synthetic faces only: do not use it on real faces.", ""]
+    return [
+        *lines,
+        "- FER2013 labels are noisy (human accuracy is about 65%); fear and sad are confused "
+        "with each other and with neutral; disgust has few training faces.",
+        "- The faces were found by a web image search with emotion keywords: posed and "
+        "exaggerated expressions are over-represented, and the demographics (age, skin tone, "
+        "gender presentation, cultures of expression) are neither balanced nor documented.",
+        "- 48x48 grayscale, roughly frontal, tightly cropped faces: accuracy drops with profile "
+        "views, occlusion and crops unlike the detector's.",
+        "- Some images appear more than once in FER2013, a few across splits (see the "
+        "validation report), which slightly flatters every FER2013 figure.",
+        "- Do not use emotion predictions to make decisions about people.",
         "",
     ]
-    return "\n".join(lines)

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import StageError
 from pipeline.model_spec import ModelSpec
 
 
-class ParityError(RuntimeError):
+class ParityError(StageError):
     """ONNX Runtime and Keras disagree beyond the tolerance."""
 
 
@@ -28,12 +29,9 @@ class ParityReport:
 
 def onnx_predict(onnx_path: str | Path, images: np.ndarray, spec: ModelSpec | None = None):
     """Probabilities from ONNX Runtime for uint8 faces (N, 48, 48), fed as `spec` says."""
-    import onnxruntime as ort
+    from pipeline.evaluation.predictors import OnnxPredictor
 
-    spec = spec or ModelSpec()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    x = images.astype(np.float32)[..., None] * spec.input.scale + spec.input.offset
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    return OnnxPredictor(onnx_path, spec)(images)
 
 
 def check_parity(

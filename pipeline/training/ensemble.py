@@ -24,32 +24,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import merge_params
 from pipeline.data.shards import load_split
 from pipeline.io import atomic_dir, write_json
 from pipeline.models.ensemble import MEMBERS_FILE
+from pipeline.params import member_sections
 
 SECTIONS = ("model", "train")
 
 
 def member_params(params: dict[str, Any], index: int) -> dict[str, Any]:
-    """params.yaml with member `index` (from 1)'s overrides applied to `model` and `train`."""
+    """params with member `index` (from 1)'s overrides applied to `model` and `train`."""
     overrides = params["ensemble"]["members"][index - 1]
     if not isinstance(overrides, dict) or set(overrides) - set(SECTIONS):
         raise ValueError(
             f"ensemble.members[{index - 1}] = {overrides!r}: each member must be a mapping "
             f"with only {' and/or '.join(SECTIONS)} overrides, e.g. {{train: {{seed: {index}}}}}"
         )
-    if "name" in overrides.get("model", {}):
-        # Another architecture: its parameters replace the main network's, not merge into them.
-        model = dict(overrides["model"])
-    else:
-        model = merge_params(params["model"], overrides.get("model", {}))
-    return {
-        **params,
-        "model": model,
-        "train": merge_params(params["train"], overrides.get("train", {})),
-    }
+    return {**params, **member_sections(params, overrides)}
 
 
 def train_members(
@@ -66,7 +57,7 @@ def train_members(
     resume_dir = Path(resume_dir)
     finished = []
     if runs:
-        from pipeline.training.run import data_hash
+        from pipeline.training.provenance import data_hash
 
         data = data_hash(*load_split(prepared_dir, "train"), *load_split(prepared_dir, "val"))
         for index, (run, overrides) in enumerate(zip(runs, members, strict=True), 1):

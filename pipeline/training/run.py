@@ -9,28 +9,19 @@ leaves the saved network, the per-epoch log and no resume state.
 from __future__ import annotations
 
 import csv
-import hashlib
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from pipeline.data.shards import load_split
 from pipeline.training.live_logger import LiveLogger
+from pipeline.training.provenance import data_hash, describe_device, write_run_record
 from pipeline.training.recipe import fit, make_net
 from pipeline.training.resume import ResumeState, fingerprint
 from pipeline.training.saving import save_keras
-
-
-def data_hash(*arrays: np.ndarray) -> str:
-    """sha256 over the bytes of the arrays a run trains on."""
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
 
 
 def run_fingerprint(model_params: dict[str, Any], train_params: dict[str, Any], data: str) -> str:
@@ -96,7 +87,8 @@ def train_and_save(
     """Train `params["model"]` with `params["train"]` on the prepared train/val splits.
 
     Writes the best-on-val network (no augmentation, float32) to `model_path` and a DVCLive
-    log (per-epoch curves, params, summary) to `log_dir`. Returns the network.
+    log (per-epoch curves, params, summary) to `log_dir`, with `run.json`: what the run
+    trained on and where (see `provenance.py`). Returns the network.
 
     `verbose=None` shows Keras' progress bar in a terminal and one line per epoch in logs
     (a redrawn bar turns into run-on text in `dvc repro`'s captured output).
@@ -114,6 +106,7 @@ def train_and_save(
     if start_epoch:
         print(f"Resuming training at epoch {start_epoch + 1}/{epochs} from {resume.folder}")
 
+    started = time.perf_counter()
     net = make_net(model_params, train_params)
     if start_epoch:
         resume.restore_log(log_dir)
@@ -144,5 +137,19 @@ def train_and_save(
         live.summary["best_epoch"] = best[0] + 1
         live.summary["best_val_accuracy"] = best[1]
     live.end()
+    write_run_record(
+        log_dir,
+        {
+            "params": {"model": model_params, "train": train_params},
+            "data_sha256": data,
+            "device": describe_device(),
+            "best_epoch": live.summary.get("best_epoch"),
+            "best_val_accuracy": live.summary.get("best_val_accuracy"),
+            # This process only: a resumed run does not count the epochs before the kill.
+            "wall_s": round(time.perf_counter() - started, 1),
+            "resumed_at_epoch": start_epoch + 1 if start_epoch else None,
+        },
+        model_path,
+    )
     resume.clear()
     return net

@@ -1,0 +1,78 @@
+"""How every DVC stage script runs: params in, one summary line out, one-line errors.
+
+    if __name__ == "__main__":
+        run_stage("evaluate", evaluate)   # evaluate(params) -> "accuracy 0.9662 on 800 faces"
+
+`--params FILE` picks the parameter file (the fer2013/ pipeline passes its own). Bad input
+(params, data, a failed export check, missing files) ends the stage with one line naming
+the file and the reason and exit status 1; Ctrl-C with one line saying what is kept
+(status 130). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from pipeline.config import PARAMS_FILE, repo_path
+from pipeline.data.errors import DataError
+from pipeline.errors import StageError
+from pipeline.params import ParamsError, load_params
+
+#: Errors that are the user's input, not ferflow's bugs: shown as one line, no traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    DataError,
+    ParamsError,
+    StageError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
+
+
+def parse_args(
+    stage: str, argv: Sequence[str] | None = None, flags: dict[str, str] | None = None
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
+    parser.add_argument(
+        "--params",
+        default=PARAMS_FILE.name,
+        help="the parameter file (default: params.yaml; fer2013/params.yaml for the real data)",
+    )
+    for flag, meaning in (flags or {}).items():
+        parser.add_argument(f"--{flag}", action="store_true", help=meaning)
+    return parser.parse_args(argv)
+
+
+def run_stage(
+    stage: str,
+    work: Callable[..., str],
+    argv: Sequence[str] | None = None,
+    on_interrupt: str = "nothing was written; earlier outputs are as they were",
+    flags: dict[str, str] | None = None,
+) -> None:
+    """Load and check the params, run `work`, print its summary; exit non-zero on failure.
+
+    `flags`: extra on/off options of this stage ({name: help}), passed to `work` as
+    keyword arguments; so is `params_file` (the path given) if `work` takes it.
+    """
+    args = parse_args(stage, argv, flags)
+    options = {
+        flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag in flags or {}
+    }
+    if "params_file" in inspect.signature(work).parameters:
+        options["params_file"] = args.params
+    start = time.perf_counter()
+    try:
+        params = load_params(repo_path(args.params), source=args.params)
+        summary = work(params, **options)
+    except KeyboardInterrupt:
+        print(f"\n{stage}: interrupted; {on_interrupt}", file=sys.stderr)
+        sys.exit(130)
+    except EXPECTED_ERRORS as e:
+        print(f"{stage}: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{stage}: {summary} ({time.perf_counter() - start:.1f} s)", flush=True)

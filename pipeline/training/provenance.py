@@ -1,0 +1,115 @@
+"""What a training run was: its data, params, machine and model file, for outputs that travel.
+
+The `train` stage writes `run.json` into its log folder. When training ran on another
+machine (the lent GPU has no DVC), its outputs are brought back and checked here against
+the local prepared data and params before `dvc commit train` records them:
+
+    python -m stages.train --params fer2013/params.yaml --check   # then: dvc commit train
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import StageError
+
+RUN_FILE = "run.json"
+
+
+class OutputsMismatch(StageError):
+    """Brought-back training outputs do not belong to these data, params or model file."""
+
+
+def data_hash(*arrays: np.ndarray) -> str:
+    """sha256 over the bytes of the arrays a run trains on."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_device() -> str:
+    """The machine a run trained on, e.g. `1x NVIDIA H200 (gpu), Keras 3.15.1 on jax 0.11.2`."""
+    import keras
+
+    backend = keras.backend.backend()
+    devices = keras.distribution.list_devices()
+    kind = devices[0].split(":")[0] if devices else "cpu"
+    name = f"{platform.machine()} CPU ({os.cpu_count()} cores)"
+    if backend == "jax":
+        import jax
+
+        name, version = jax.devices()[0].device_kind, jax.__version__
+    else:
+        version = getattr(__import__(backend), "__version__", "?")
+    count = f"{len(devices)}x " if kind != "cpu" else ""
+    return f"{count}{name}, Keras {keras.__version__} on {backend} {version}"
+
+
+def write_run_record(
+    log_dir: str | Path, record: dict[str, Any], model_path: str | Path
+) -> dict[str, Any]:
+    """`record` plus the model file's sha256, as `<log_dir>/run.json`."""
+    from pipeline.io import write_json
+
+    full = {**record, "model_sha256": file_sha256(model_path)}
+    write_json(Path(log_dir) / RUN_FILE, full)
+    return full
+
+
+def check_outputs(
+    model_params: dict[str, Any],
+    train_params: dict[str, Any],
+    data_sha256: str,
+    model_path: str | Path,
+    log_dir: str | Path,
+) -> dict[str, Any]:
+    """The run record in `log_dir` if it matches these data, params and model file.
+
+    Raises OutputsMismatch naming the file and the first thing that differs.
+    """
+    record_path = Path(log_dir) / RUN_FILE
+    if not record_path.is_file():
+        raise OutputsMismatch(
+            f"{record_path}: no run record; bring back the whole training log folder "
+            f"({Path(log_dir).name}/) together with the model"
+        )
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if not Path(model_path).is_file():
+        raise OutputsMismatch(f"{model_path}: model not found; bring it back from the run")
+    if record.get("data_sha256") != data_sha256:
+        ran = str(record.get("data_sha256"))[:12]
+        raise OutputsMismatch(
+            f"{record_path}: the run trained on data sha256 {ran}..., the local prepared "
+            f"shards hash to {data_sha256[:12]}...; train on the shards this pipeline prepared"
+        )
+    for section, local in (("model", model_params), ("train", train_params)):
+        ran = record.get("params", {}).get(section, {})
+        for key in sorted(set(ran) | set(local)):
+            if ran.get(key) != local.get(key):
+                raise OutputsMismatch(
+                    f"{record_path}: the run used {section}.{key}={ran.get(key)!r}, the params "
+                    f"say {local.get(key)!r}; run it with the same parameter file"
+                )
+    if record.get("model_sha256") != file_sha256(model_path):
+        raise OutputsMismatch(
+            f"{model_path}: not the model file that run wrote (sha256 differs from "
+            f"{record_path.name}); bring back the run's own model"
+        )
+    return record
