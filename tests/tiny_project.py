@@ -25,7 +25,7 @@ from pipeline.config import REPO_ROOT, merge_params
 
 #: What a DVC project needs to run: the pipeline definition, its code and its config.
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config")
-PROJECT_DIRS = ("pipeline", "stages")
+PROJECT_DIRS = ("pipeline", "stages", ".dvc/plots")
 
 #: Tiny settings: ~350 synthetic faces, a ~19k-parameter network, one epoch.
 TINY_OVERRIDES: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""The `ferflow` command: `predict`, `live`, and `report` / `params` (pipeline extra).
+"""The `ferflow` command: `predict`, `live`, and `report` / `params` / `plots-setup` (pipeline
+extra: pipeline.report.cli, pipeline.params, pipeline.report.plots_page).
 
 Errors the user can fix (a missing file, a bad model, no camera) print one line,
 `ferflow: error: ...`, and exit with status 1; usage errors exit with 2 (argparse).
@@ -201,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="params.yaml's schema: every key, its type, value and meaning",
         add_help=False,
     )
+    commands.add_parser(
+        "plots-setup",
+        help="let `dvc plots show` work offline (writes .dvc/plots_page.html; once per clone)",
+        add_help=False,
+    )
     return parser
 
 
@@ -283,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(argv[1:])
         if argv[:1] == ["params"]:
             return _params(argv[1:])
+        if argv[:1] == ["plots-setup"]:  # its own parser too; it explains a missing package
+            from pipeline.report.plots_page import main as plots_setup
+
+            return plots_setup(argv[1:])
         args = build_parser().parse_args(argv)
         from pipeline.app.media import quiet_opencv
 

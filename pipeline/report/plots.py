@@ -2,8 +2,10 @@
 
 DVC's plots are Vega-Lite specs meant for a browser; a comment needs images. Each DVC plot
 becomes one PNG: a confusion-matrix template becomes side-by-side heatmaps of base, head and
-their difference; a line template one chart with a line per revision (and per series);
-a bar template grouped bars. Image plots (PNG files a stage wrote) are copied as they are.
+their difference, laid out as DVC's page draws them (rows = the y field, columns = the x
+field, in the spec's class order: for ferflow, rows actual and columns predicted); a line
+template one chart with a line per revision (and per series); a bar template grouped bars.
+Image plots (PNG files a stage wrote) are copied as they are.
 """
 
 from __future__ import annotations
@@ -126,6 +128,15 @@ def _category_order(values: set[str]) -> list[str]:
     return sorted(values)
 
 
+def _axis_order(encoding: dict[str, Any], values: set[str]) -> list[str]:
+    """The categories of one axis as the browser shows them: the spec's own order (a scale
+    domain or a sort list, every listed class even if absent) first, then any other value."""
+    explicit = encoding.get("scale", {}).get("domain") or encoding.get("sort")
+    if not (isinstance(explicit, list) and all(isinstance(v, str) for v in explicit)):
+        return _category_order(values)
+    return list(explicit) + _category_order(values - set(explicit))
+
+
 def _draw_vega(content: dict[str, Any], labels: dict[str, str], title: str, path: Path) -> bool:
     rows = content.get("data", {}).get("values", [])
     x, y = _encoding(content, "x"), _encoding(content, "y")
@@ -150,24 +161,39 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def confusion_counts(
+    rows: list[dict[str, Any]], x: dict[str, Any], y: dict[str, Any], revs: list[str]
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Count matrices per revision laid out as DVC's page draws them: one row per category
+    of the y field (top to bottom), one column per category of the x field, in the spec's
+    order. Returns (row categories, column categories, {rev: matrix})."""
+    import numpy as np
+
+    xf, yf = x["field"], y["field"]
+    row_cats = _axis_order(y, {str(r[yf]) for r in rows})
+    col_cats = _axis_order(x, {str(r[xf]) for r in rows})
+    row_of = {c: i for i, c in enumerate(row_cats)}
+    col_of = {c: j for j, c in enumerate(col_cats)}
+    counts = {}
+    for rev in revs:
+        m = np.zeros((len(row_cats), len(col_cats)), dtype=int)
+        for r in rows:
+            if r.get("rev") == rev:
+                m[row_of[str(r[yf])], col_of[str(r[xf])]] += 1
+        counts[rev] = m
+    return row_cats, col_cats, counts
+
+
 def _draw_confusion(rows, x, y, revs, labels, title, path: Path) -> None:
     import numpy as np
 
     xf, yf = x["field"], y["field"]
-    cats = _category_order({str(r[xf]) for r in rows} | {str(r[yf]) for r in rows})
-    index = {c: i for i, c in enumerate(cats)}
-    counts = {}
-    for rev in revs:
-        m = np.zeros((len(cats), len(cats)), dtype=int)
-        for r in rows:
-            if r.get("rev") == rev:
-                m[index[str(r[yf])], index[str(r[xf])]] += 1
-        counts[rev] = m
+    row_cats, col_cats, counts = confusion_counts(rows, x, y, revs)
     panels = [(labels[rev], counts[rev], "Blues") for rev in revs]
     if len(revs) == 2:
         panels.append(("change (head - base)", counts[revs[1]] - counts[revs[0]], "RdBu"))
 
-    side = 1.0 + 0.5 * len(cats)
+    side = 1.0 + 0.5 * max(len(row_cats), len(col_cats))
     fig = _new_figure(side * len(panels) + 0.5, side + 0.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, m, cmap) in zip(axes, panels, strict=True):
@@ -179,8 +205,8 @@ def _draw_confusion(rows, x, y, revs, labels, title, path: Path) -> None:
             text = f"{value:+d}" if cmap == "RdBu" and value else str(value)
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if strong else "black")  # fmt: skip
-        ax.set_xticks(range(len(cats)), cats, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(cats)), cats, fontsize=8)
+        ax.set_xticks(range(len(col_cats)), col_cats, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(row_cats)), row_cats, fontsize=8)
         ax.set_xlabel(x.get("title") or xf)
         ax.set_ylabel(y.get("title") or yf)
         ax.set_title(name, fontsize=10)

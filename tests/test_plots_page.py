@@ -1,0 +1,323 @@
+"""`dvc plots show` offline and one confusion-matrix layout everywhere.
+
+Fast: the page template `ferflow plots-setup` writes (Vega, Vega-Lite and Vega-Embed inlined
+and checked), the DVC config that names it, the git-ignored outputs, the plot templates'
+class order against `LABELS`, and `ferflow report`'s heatmap laid out like DVC's. Slow:
+DVC's real pages (`dvc plots show`, `dvc plots diff`) from the tiny project, opened in
+headless Chromium with every non-file request blocked: every plot must draw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import LABELS, REPO_ROOT
+from pipeline.report import plots_page
+from pipeline.report.plots import confusion_counts
+
+#: ferflow's own Vega-Lite templates for DVC (`template:` in dvc.yaml's `plots:`).
+PLOT_TEMPLATES = REPO_ROOT / ".dvc" / "plots"
+
+# --- the page template ---------------------------------------------------------------------
+
+
+def test_page_template_inlines_the_three_scripts_and_loads_nothing() -> None:
+    html = plots_page.page_template()
+    assert "{plot_divs}" in html, "DVC refuses a template without it"
+    assert "{scripts}" not in html, "DVC would put its CDN <script src=...> tags there"
+    assert not re.search(r"<script[^>]*\ssrc\s*=", html), "a script loaded from elsewhere"
+    assert html.count("<script") == len(plots_page.SCRIPTS)
+    for script in plots_page.SCRIPTS:
+        text = plots_page.read_script(script)
+        assert text in html
+        # The file really is the version we name (each build carries its version string).
+        assert f'"{script.version}"' in text, script
+
+
+def test_a_script_that_is_not_the_pinned_one_is_refused(monkeypatch) -> None:
+    vega, *rest = plots_page.SCRIPTS
+    changed = dataclasses.replace(vega, sha256="0" * 64)
+    monkeypatch.setattr(plots_page, "SCRIPTS", (changed, *rest))
+    with pytest.raises(plots_page.PlotsSetupError, match="refusing to inline"):
+        plots_page.page_template()
+
+
+def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) -> None:
+    from configobj import ConfigObj
+
+    from pipeline.app.cli import main
+
+    config = ConfigObj(str(REPO_ROOT / ".dvc" / "config"))
+    assert config["plots"]["html_template"] == plots_page.PAGE_TEMPLATE
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "sub").mkdir()
+    assert main(["plots-setup", "--repo", str(tmp_path / "sub")]) == 0
+    written = tmp_path / ".dvc" / plots_page.PAGE_TEMPLATE
+    assert written.read_text(encoding="utf-8") == plots_page.page_template()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_plots_setup_outside_a_dvc_repository_says_so(tmp_path, capsys) -> None:
+    from pipeline.app.cli import main
+
+    assert main(["plots-setup", "--repo", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not inside a DVC repository" in err[0], err
+
+
+def test_plot_page_and_its_template_are_git_ignored() -> None:
+    for path in ("dvc_plots/index.html", f".dvc/{plots_page.PAGE_TEMPLATE}"):
+        done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT)
+        assert done.returncode == 0, f"{path} is not git-ignored"
+
+
+# --- one confusion-matrix layout -----------------------------------------------------------
+
+
+def _plot_definition(name: str) -> dict:
+    plots = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["plots"]
+    (definition,) = [p[name] for p in plots if isinstance(p, dict) and name in p]
+    return definition
+
+
+def _label_lists(node) -> list[tuple[str, list]]:
+    """Every class list in a template: scale domains and imputed keys, with where they are."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("domain", "keyvals") and all(isinstance(v, str) for v in value):
+                found.append((key, value))
+            found += _label_lists(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _label_lists(value)
+    return found
+
+
+def test_ferflow_plot_templates_list_the_classes_in_label_order() -> None:
+    templates = sorted(PLOT_TEMPLATES.glob("*.json"))
+    assert [t.stem for t in templates] == ["bar_horizontal_fer", "confusion_fer"]
+    for template in templates:
+        lists = _label_lists(json.loads(template.read_text()))
+        assert lists, f"{template.name} fixes no class order"
+        for where, classes in lists:
+            assert classes == list(LABELS), (template.name, where)
+
+
+def test_dvc_confusion_matrix_is_drawn_like_the_evaluate_png() -> None:
+    # The PNG (pipeline/evaluation/plots.py): rows = actual, columns = predicted, LABELS order.
+    definition = _plot_definition("confusion_matrix")
+    assert definition["template"] == "confusion_fer"
+    assert definition["x"] == "predicted"  # columns
+    assert list(definition["y"].values()) == ["actual"]  # rows
+    spec = json.loads((PLOT_TEMPLATES / "confusion_fer.json").read_text())["spec"]
+    for axis in ("x", "y"):
+        assert spec["encoding"][axis]["scale"]["domain"] == list(LABELS), axis
+    assert _plot_definition("per_class_f1")["template"] == "bar_horizontal_fer"
+
+
+def _filled_confusion_spec(rows: list[dict]) -> dict:
+    """The spec DVC builds from dvc.yaml's definition and the committed template."""
+    from dvc_render import VegaRenderer
+
+    definition = _plot_definition("confusion_matrix")
+    renderer = VegaRenderer(
+        rows,
+        "confusion_matrix",
+        template=definition["template"],
+        template_dir=str(PLOT_TEMPLATES),
+        x=definition["x"],
+        y=next(iter(definition["y"].values())),
+    )
+    return renderer.get_filled_template()
+
+
+def test_report_heatmap_has_the_same_layout_as_dvc() -> None:
+    # Three fear faces called happy, one happy face called happy; five classes never occur.
+    rows = [{"actual": "fear", "predicted": "happy", "rev": "head"}] * 3
+    rows += [{"actual": "happy", "predicted": "happy", "rev": "head"}]
+    spec = _filled_confusion_spec(rows)
+    x, y = spec["spec"]["encoding"]["x"], spec["spec"]["encoding"]["y"]
+    row_cats, col_cats, counts = confusion_counts(spec["data"]["values"], x, y, ["head"])
+    assert row_cats == col_cats == list(LABELS)  # every class, in label order
+    m = counts["head"]
+    assert m[LABELS.index("fear"), LABELS.index("happy")] == 3  # row actual, column predicted
+    assert m[LABELS.index("happy"), LABELS.index("happy")] == 1
+    assert m.sum() == 4
+
+
+# --- the real page in a real browser, offline ----------------------------------------------
+
+#: Debian's Chromium (.ci/run installs it); Playwright drives it and never downloads its own.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOCAL_URL = ("file:", "data:", "blob:", "about:")
+
+# Keeps each Vega view the page's own vegaEmbed(...) calls create, to read its scales.
+KEEP_VIEWS = """
+(() => {
+  let embed;
+  window.ferflowViews = {};
+  Object.defineProperty(window, "vegaEmbed", {
+    configurable: true,
+    set(value) { embed = value; },
+    get() {
+      return embed && ((el, spec, opts) => embed(el, spec, opts).then((result) => {
+        window.ferflowViews[el.replace("#", "")] = result.view;
+        return result;
+      }));
+    },
+  });
+})();
+"""
+
+# For each plot div DVC wrote: its Vega canvas or svg and how much it drew (the canvas's
+# non-white pixels, the svg's shapes), and its images.
+DRAWN = """
+() => [...document.querySelectorAll("body > div[id]")].map((div) => {
+  const marks = div.querySelector("canvas.marks, svg.marks");
+  let inked = 0;
+  if (marks && marks.tagName === "CANVAS") {
+    const px = marks.getContext("2d").getImageData(0, 0, marks.width, marks.height).data;
+    for (let i = 0; i < px.length; i += 4) {
+      if (px[i + 3] > 0 && Math.min(px[i], px[i + 1], px[i + 2]) < 230) inked++;  // not white
+    }
+  } else if (marks) {
+    inked = marks.querySelectorAll("path, rect, line, text").length;
+  }
+  const images = [...div.querySelectorAll("img")];
+  return {
+    id: div.id,
+    marks: marks ? marks.tagName.toLowerCase() : null,
+    inked,
+    images: images.length,
+    imagesLoaded: images.filter((img) => img.complete && img.naturalWidth > 0).length,
+  };
+})
+"""
+
+
+@dataclasses.dataclass
+class OpenedPage:
+    vega: dict[str, dict | None]  # each Vega plot DVC wrote into the page, by id: its drawing
+    divs: dict[str, dict]  # every plot div: its drawing and images
+    confusion: dict  # confusion matrix: x and y scale domains, panels (revisions); F1 bars' y
+    problems: list[str]  # blocked or failed requests, page errors
+
+
+def _open_offline(browser, page_file: Path, screenshot: Path) -> OpenedPage:
+    """Open `page_file` with every non-local request blocked, wait for each Vega plot DVC
+    wrote into it to draw, and screenshot it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    vega_ids = re.findall(r"vegaEmbed\('#([^']+)'", page_file.read_text(encoding="utf-8"))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+
+    def local_only(route) -> None:
+        if route.request.url.startswith(LOCAL_URL):
+            route.continue_()
+        else:
+            problems.append(f"blocked: {route.request.url}")
+            route.abort()
+
+    page.route("**/*", local_only)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.add_init_script(KEEP_VIEWS)
+    page.goto(page_file.as_uri())
+    try:
+        page.wait_for_function(
+            f"() => Object.keys(window.ferflowViews).length === {len(vega_ids)}", timeout=30_000
+        )
+    except PlaywrightTimeout:
+        done = page.evaluate("() => Object.keys(window.ferflowViews)")
+        raise AssertionError(f"{page_file}: drew {done} of {vega_ids}; {problems}") from None
+    divs = {d["id"]: d for d in page.evaluate(DRAWN)}
+    confusion = page.evaluate(
+        """() => { const v = window.ferflowViews["confusion_matrix"];
+                   const bars = window.ferflowViews["per_class_f1"];
+                   return v && {x: v.scale("x").domain(), y: v.scale("y").domain(),
+                                panels: v.data("column_domain").map((d) => d.rev ?? null),
+                                per_class: bars && bars.scale("y").domain()}; }"""
+    )
+    page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    return OpenedPage({i: divs.get(i) for i in vega_ids}, divs, confusion, problems)
+
+
+@pytest.mark.slow
+def test_dvc_plot_pages_draw_every_plot_offline(tiny_project, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ferflow = str(Path(sys.executable).parent / "ferflow")
+    tiny_project.run(ferflow, "plots-setup")  # README's setup; writes the copy's .dvc/
+    listed = json.loads(tiny_project.dvc("plots", "show", "--json"))["data"]
+    vega_plots = sorted(name for name, entries in listed.items() if entries[0]["type"] == "vega")
+    image_plots = [name for name, entries in listed.items() if entries[0]["type"] == "image"]
+    assert "confusion_matrix" in vega_plots and len(vega_plots) >= 5 and image_plots
+
+    # `-o` elsewhere: the page must not depend on where it was written.
+    folders = {"show": tmp_path / "show", "diff": tmp_path / "diff"}
+    tiny_project.dvc("plots", "show", "-o", str(folders["show"]))
+    tiny_project.dvc("plots", "diff", "HEAD", "-o", str(folders["diff"]))  # HEAD vs workspace
+    revisions = {"show": 1, "diff": 2}
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # The guard itself: a CDN script (what DVC's own page loads) is caught.
+            probe = browser.new_page()
+            seen: list[str] = []
+
+            def record(route) -> None:
+                seen.append(route.request.url)
+                route.abort()
+
+            probe.route("**/*", record)
+            probe.set_content('<script src="https://cdn.jsdelivr.net/npm/vega@5"></script>')
+            probe.close()
+            assert seen, "the request guard did not see a network request"
+
+            for name, folder in folders.items():
+                shot = tmp_path / f"dvc_plots_{name}.png"
+                page = _open_offline(browser, folder / "index.html", shot)
+                assert page.problems == [], f"{name}: {page.problems}"
+                assert sorted(page.vega) == vega_plots, (name, sorted(page.vega))
+                for plot, d in page.vega.items():  # canvas: non-white pixels; svg: shapes
+                    assert d and d["marks"] in ("canvas", "svg"), (name, plot, d)
+                    assert d["inked"] > (1000 if d["marks"] == "canvas" else 10), (name, d)
+                images = [d for d in page.divs.values() if d["images"]]
+                assert len(images) == len(image_plots), (name, page.divs)
+                for d in images:
+                    assert d["imagesLoaded"] == d["images"] == revisions[name], (name, d)
+                # Rows actual and columns predicted were checked in the spec; here, that the
+                # browser lays both axes out in label order, every class present, one panel
+                # per revision (cells filled in for absent classes form no panel of their own).
+                panels = page.confusion.pop("panels")
+                assert page.confusion == {
+                    "x": list(LABELS),
+                    "y": list(LABELS),
+                    "per_class": list(LABELS),  # the F1 bars too, like per_class.png
+                }, name
+                assert len(panels) == revisions[name] and None not in panels, (name, panels)
+                assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
