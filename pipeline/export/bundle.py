@@ -9,7 +9,6 @@ failed parity check writes nothing.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pipeline.export.keras_formats import write_keras_formats
 from pipeline.export.model_card import read_json, render_model_card
 from pipeline.export.onnx_export import export_onnx
 from pipeline.export.parity import check_parity
+from pipeline.io import temp_dir
 from pipeline.model_spec import ModelSpec, write_spec
 
 
@@ -59,7 +59,8 @@ def export_bundle(
     folder = targets["onnx"].parent
     folder.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix=".export.", dir=folder) as tmp:
+    # A run killed here leaves this folder; the next export removes it (pipeline.io).
+    with temp_dir(folder / "export") as tmp:
         staged = {key: Path(tmp) / target.name for key, target in targets.items()}
         export_onnx(net, staged["onnx"], float16=float16)
         parity = check_parity(net, staged["onnx"], images, atol=atol, spec=spec).to_dict()
