@@ -26,11 +26,14 @@ def main() -> int:
             report_dir,
             duplicates=params["validate"]["duplicates"],
             source_name=raw,
+            missing_class=params["validate"]["missing_class"],
         )
     except (DataError, FileNotFoundError) as e:
         print(f"validate: error: {e}", file=sys.stderr)
         return 1
     rows, dups = summary["rows"], summary["duplicates"]
+    for warning in summary["warnings"]:
+        print(f"validate: warning: {warning}")
     print(
         f"validate: passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} "
         f"rows; {dups['groups']:,} images appear more than once (a warning); "
