@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.config import LABELS
 from pipeline.data.shards import load_split
-from pipeline.evaluation.metrics import classification_metrics
+from pipeline.evaluation.metrics import classes_without_support, classification_metrics
 from pipeline.evaluation.plots import plot_confusion, plot_per_class
 from pipeline.evaluation.tta import predict_tta
 from pipeline.io import atomic_dir, write_json
@@ -116,7 +116,9 @@ def write_reports(
         accuracy, macro_f1 = metrics["accuracy"], metrics["macro_f1"]
         title = f"test split: accuracy {accuracy:.1%}, macro F1 {macro_f1:.3f}"
         plot_confusion(np.array(metrics["confusion"]), LABELS, tmp / CONFUSION_PNG, title=title)
-        plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}")
+        absent = classes_without_support(metrics)
+        note = f"\nno test images of {', '.join(absent)} (F1 0)" if absent else ""
+        plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}{note}")
     write_json(metrics_path, {name: summary(m) for name, (m, _) in results.items()})
 
 
@@ -147,5 +149,12 @@ def run_evaluation(
         print(
             f"{name}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
             f"on {metrics['n']} images"
+        )
+    absent = classes_without_support(results["test"][0])
+    if absent:
+        print(
+            f"evaluate: warning: the test split has no images of {', '.join(absent)}: "
+            f"F1 0 for {'it' if len(absent) == 1 else 'them'}, so macro F1 cannot exceed "
+            f"{len(LABELS) - len(absent)}/{len(LABELS)}"
         )
     return {name: summary(m) for name, (m, _) in results.items()}
