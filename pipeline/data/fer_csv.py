@@ -230,21 +230,16 @@ def _check_header(path: Path, raw: bytes) -> None:
             f"{preview(text[: text.index(chr(13))], 40)}; the header must be the line "
             f"'{_HEADER}' and nothing else"
         )
-    if text[:1].isdigit() and len(text) > 200:
-        header: tuple[str, ...] = (text[:1],)  # a data row: the message below says so
-    elif len(text) > 200:
-        # Far longer than any header (and csv refuses cells over 128 kB).
+    if len(text) > 200 and not text[:1].isdigit():  # a data row is the case below
         raise DataError(
             f"{path}: line 1 is {len(text):,} characters long ({preview(text)}), not the "
             f"header; expected the line '{_HEADER}' at the top"
         )
-    else:
-        try:
-            header = tuple(next(csv.reader([text]), []))
-        except csv.Error as e:
-            raise DataError(
-                f"{path}: line 1 is not a CSV header ({e}); expected '{_HEADER}'"
-            ) from None
+    try:
+        # The first 200 characters hold any header; csv refuses a cell over 128 kB.
+        header = tuple(next(csv.reader([text[:200]]), []))
+    except csv.Error as e:
+        raise DataError(f"{path}: line 1 is not a CSV header ({e}); expected '{_HEADER}'") from None
     if header != CSV_COLUMNS:
         if header and header[0].strip().isdigit():
             raise DataError(

@@ -154,7 +154,7 @@ def run_evaluation(
     if absent:
         print(
             f"evaluate: warning: the test split has no images of {', '.join(absent)}: "
-            f"F1 0 for {'it' if len(absent) == 1 else 'them'}, so macro F1 cannot exceed "
-            f"{len(LABELS) - len(absent)}/{len(LABELS)}"
+            f"{'its' if len(absent) == 1 else 'their'} F1 is 0 by definition, so macro F1 "
+            f"cannot exceed {len(LABELS) - len(absent)}/{len(LABELS)}"
         )
     return {name: summary(m) for name, (m, _) in results.items()}
