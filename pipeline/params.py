@@ -81,6 +81,10 @@ class Validate(_Section):
     duplicates: Literal["warn", "fail"] = _field(
         "images that appear twice: record them (warn) or stop the pipeline (fail)"
     )
+    missing_class: Literal["warn", "fail"] = _field(
+        "a split without any face of a class: warn, or stop the pipeline when it is the test "
+        "split (fail)"
+    )
 
 
 class Paths(_Section):

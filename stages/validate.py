@@ -21,8 +21,11 @@ def validate(params: dict[str, Any]) -> str:
         repo_path(report_dir),
         duplicates=params["validate"]["duplicates"],
         source_name=raw,
+        missing_class=params["validate"]["missing_class"],
     )
     rows, dups = summary["rows"], summary["duplicates"]
+    for warning in summary["warnings"]:
+        print(f"validate: warning: {warning}")
     return (
         f"passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} rows; "
         f"{dups['groups']:,} images appear more than once (a warning); report in {report_dir}"

@@ -34,7 +34,14 @@ def test_reads_every_row_in_order(small_fer_csv: Path) -> None:
 
 @pytest.mark.parametrize(
     "spelling",
-    ["utf-8 BOM", "CRLF line ends", "every field quoted", "no final newline", "blank Windows"],
+    [
+        "utf-8 BOM",
+        "CRLF line ends",
+        "CR-only line ends",
+        "every field quoted",
+        "no final newline",
+        "blank Windows",
+    ],
 )
 def test_valid_csv_spellings_pass(
     tmp_path: Path, small_fer_csv_bytes: bytes, spelling: str
@@ -44,6 +51,8 @@ def test_valid_csv_spellings_pass(
         data = b"\xef\xbb\xbf" + data
     elif spelling == "CRLF line ends":
         data = data.replace(b"\n", b"\r\n")
+    elif spelling == "CR-only line ends":  # e.g. a spreadsheet program's "CSV (Macintosh)"
+        data = data.replace(b"\n", b"\r")
     elif spelling == "every field quoted":
         data = b"\n".join(
             b",".join(b'"' + f + b'"' for f in line.split(b",")) if line else line
@@ -125,7 +134,37 @@ STRUCTURAL = {
         r"row 15 \(line 16\) holds bytes that are not UTF-8 text",
     ),
     "xz-compressed": (lzma.compress, r"this is a xz-compressed file, not a CSV; unpack it first"),
+    "CR inside the header": (
+        lambda d: d.replace(b"pixels", b"pix\rels", 1),
+        r"line 1 \(the header\) holds a carriage return \(\\r\) after 'emotion,pix'",
+    ),
+    "a 200 kB first line": (
+        lambda d: b"x" * 200_000 + b"\n" + d,
+        r"line 1 is 200,000 characters long \('xxxx",
+    ),
+    "CR-only line ends, extra column": (
+        lambda d: _extra_column(d).replace(b"\n", b"\r"),
+        r"row 3 \(line 4\) has 4 columns, expected 3",
+    ),
+    "extra column after a quoted cell spanning two lines": (
+        lambda d: _quoted_newline_in_row(_extra_column(d), 1),
+        # Row 1 spans lines 2-3, so row 3 is on line 5.
+        r"1 row with the wrong number of columns:\n  row 3 \(line 5\) has 4 columns",
+    ),
+    "last row with an extra column and no final newline": (
+        lambda d: d.rstrip(b"\n") + b",extra",
+        r"row 28 \(line 29\) has 4 columns, expected 3 \(emotion,pixels,Usage\); it starts "
+        r"'\d,[\d ]+\.\.\.'$",  # and no "cut off while copying" hint: it is not short,
+    ),
 }
+
+
+def _quoted_newline_in_row(data: bytes, row: int) -> bytes:
+    """Row `row`'s Usage quoted with a line break inside: one row on two lines."""
+    rows = lines(data)
+    label, pixels, usage = rows[row].split(b",")
+    rows[row] = b",".join([label, pixels, b'"' + usage + b'\n"'])
+    return b"\n".join(rows)
 
 
 @pytest.mark.parametrize("case", STRUCTURAL)
@@ -156,6 +195,32 @@ def test_many_bad_rows_are_summarised(tmp_path: Path, small_fer_csv_bytes: bytes
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="Point data.raw in params.yaml"):
         read_fer_csv(tmp_path / "nowhere.csv")
+
+
+def test_a_folder_as_data_raw_is_called_a_folder(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    folder = tmp_path / "fer2013"
+    folder.mkdir()
+    (folder / "fer2013.csv").write_bytes(small_fer_csv_bytes)
+
+    with pytest.raises(DataError, match=r"fer2013: this is a folder, not a file; .*fer2013.csv"):
+        read_fer_csv(folder)
+
+
+def test_rows_after_a_quoted_cell_spanning_lines_get_their_true_line(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    path = tmp_path / "multiline.csv"
+    path.write_bytes(_quoted_newline_in_row(small_fer_csv_bytes, 2))
+
+    table = read_fer_csv(path)
+
+    assert len(table) == 28
+    assert table.row_ref(1) == "row 1 (line 2)"
+    assert table.row_ref(2) == "row 2 (line 3)"
+    assert table.row_ref(3) == "row 3 (line 5)"
+    assert table.row_ref(28) == "row 28 (line 30)"
 
 
 def test_write_then_read_round_trips(tmp_path: Path) -> None:

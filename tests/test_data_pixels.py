@@ -70,6 +70,7 @@ BROKEN = {
     "leading space": lambda c: " " + c,
     "trailing space": lambda c: c + " ",
     "tab separated": lambda c: c.replace(" ", "\t", 3),
+    "a single value": lambda c: "7",
     "comma separated": lambda c: c.replace(" ", ",", 2),
     "empty": lambda c: "",
     "only spaces": lambda c: "   ",
@@ -130,6 +131,7 @@ def test_format_round_trips() -> None:
         ("not a number", "pixel value 10 is 'abc', not an integer"),
         ("doubled space", "pixel value 2 is empty"),
         ("empty", "pixels is empty"),
+        ("a single value", "pixels has 1 value, expected 2,304"),
     ],
 )
 def test_describe_names_the_value_and_the_reason(name: str, expected: str) -> None:

@@ -134,6 +134,90 @@ BAD_VALUES = {
 }
 
 
+def test_rows_after_a_quoted_cell_spanning_two_lines_are_named_by_their_true_line(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    data = edit_row(small_fer_csv_bytes, 5, 0, b"9")
+    path = tmp_path / "multiline.csv"
+    path.write_bytes(data.replace(b",Training\n", b',"Train\ning"\n', 1))  # row 1: lines 2-3
+
+    with pytest.raises(DataError) as error:
+        validate_csv(path, tmp_path / "reports")
+
+    assert "row 1 (line 2): Usage is 'Train\\ning'" in str(error.value)
+    assert "row 5 (line 7): emotion is '9'" in str(error.value)
+
+
+def test_too_many_values_in_the_last_row_is_no_sign_of_a_cut(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    """Only a row that is short where the file ends gets the "cut off while copying" hint."""
+    data = small_fer_csv_bytes.rstrip(b"\n")
+    last = data.rsplit(b"\n", 1)[1]
+    label, pixels, usage = last.split(b",")
+    path = tmp_path / "long_last_row.csv"
+    path.write_bytes(data[: -len(last)] + b",".join([label, pixels + b" 17", usage]))
+
+    with pytest.raises(DataError, match=r"row 28 \(line 29\): pixels has 2,305 values") as e:
+        validate_csv(path, tmp_path / "reports")
+    assert "cut off" not in str(e.value) and "ends in the middle" not in str(e.value)
+
+
+def without_test_rows_of(data: bytes) -> tuple[bytes, str]:
+    """The CSV with the test split's only face of one class relabelled; returns that class."""
+    from pipeline.config import LABELS
+
+    lines = data.split(b"\n")
+    first_test = next(i for i, line in enumerate(lines) if line.endswith(b",PrivateTest"))
+    label = int(lines[first_test].split(b",")[0])
+    lines[first_test] = b"%d" % ((label + 1) % 7) + lines[first_test][1:]
+    return b"\n".join(lines), LABELS[label]
+
+
+def test_a_class_missing_from_the_test_split_warns_and_fails_on_request(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    data, missing = without_test_rows_of(small_fer_csv_bytes)
+    path = tmp_path / "no_class.csv"
+    path.write_bytes(data)
+
+    summary = validate_csv(path, tmp_path / "warn")
+
+    assert summary["success"]
+    assert summary["missing_classes"] == {"train": [], "val": [], "test": [missing]}
+    (warning,) = summary["warnings"]
+    assert warning.startswith(f"split test (PrivateTest) has no rows of class {missing}: ")
+    assert "macro F1 cannot exceed 6/7" in warning
+    assert warning in (tmp_path / "warn" / "summary.html").read_text()
+    with pytest.raises(
+        DataError, match=f"split test \\(PrivateTest\\) has no rows of class {missing}"
+    ):
+        validate_csv(path, tmp_path / "fail", missing_class="fail")
+    with pytest.raises(ValueError, match="validate.missing_class must be one of"):
+        validate_csv(path, tmp_path / "x", missing_class="ignore")
+
+
+def test_a_class_missing_from_train_only_warns_even_with_fail(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    from pipeline.config import LABELS
+
+    lines = small_fer_csv_bytes.split(b"\n")
+    train = [i for i, line in enumerate(lines) if line.endswith(b",Training")]
+    gone = int(lines[train[0]].split(b",")[0])
+    for i in train:
+        if int(lines[i].split(b",")[0]) == gone:
+            lines[i] = b"%d" % ((gone + 1) % 7) + lines[i][1:]
+    path = tmp_path / "no_class.csv"
+    path.write_bytes(b"\n".join(lines))
+
+    summary = validate_csv(path, tmp_path / "reports", missing_class="fail")
+
+    assert summary["success"]
+    assert summary["missing_classes"]["train"] == [LABELS[gone]]
+    assert "the model cannot learn it" in summary["warnings"][0]
+
+
 @pytest.fixture(scope="session")
 def good_run(tmp_path_factory: pytest.TempPathFactory, small_fer_csv_bytes: bytes) -> Path:
     """Reports and shards of one good run (read-only: `earlier_shards` hands out copies)."""

@@ -5,6 +5,7 @@ declared shape."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -179,3 +180,32 @@ def test_evaluation_names_the_missing_model(tiny_prepared, tiny_params, tmp_path
         run_evaluation(
             tiny_params, tiny_prepared, tmp_path / "model.onnx", tmp_path / "m.json", tmp_path
         )
+
+
+def test_evaluation_names_the_classes_without_test_images(
+    tiny_prepared, tiny_params, tmp_path, capsys
+):
+    from pipeline.evaluation.evaluate import run_evaluation
+    from pipeline.evaluation.metrics import classes_without_support
+    from pipeline.models import build_model
+    from pipeline.training.saving import save_keras
+
+    prepared = tmp_path / "prepared"
+    shutil.copytree(tiny_prepared, prepared)
+    labels = np.load(prepared / "test" / "labels.npy")
+    keep = labels != 1  # no "disgust" in the test split
+    np.save(prepared / "test" / "labels.npy", labels[keep])
+    np.save(prepared / "test" / "images.npy", np.load(prepared / "test" / "images.npy")[keep])
+    model_params = dict(tiny_params["model"])
+    save_keras(build_model(model_params.pop("name"), **model_params), tmp_path / "model.keras")
+
+    run_evaluation(
+        tiny_params, prepared, tmp_path / "model.keras", tmp_path / "m.json", tmp_path / "ev"
+    )
+
+    assert "warning: the test split has no images of disgust" in capsys.readouterr().out
+    per_class = json.loads((tmp_path / "ev" / "per_class.json").read_text())
+    assert [row["class"] for row in per_class if row["support"] == 0] == ["disgust"]
+    metrics = classification_metrics(labels[keep], labels[keep])  # a perfect model
+    assert classes_without_support(metrics) == ["disgust"]
+    assert metrics["macro_f1"] == pytest.approx((len(LABELS) - 1) / len(LABELS))

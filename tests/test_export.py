@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,6 +68,64 @@ def test_float16_export_is_smaller(tiny_params, tmp_path):
     full = export_onnx(net, tmp_path / "f32.onnx").stat().st_size
     half = export_onnx(net, tmp_path / "f16.onnx", float16=True).stat().st_size
     assert half < 0.7 * full
+
+
+def ended_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def host_tag() -> str:
+    from pipeline.io import HOST_TAG
+
+    return HOST_TAG
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+#: Exports argv[1] (a .keras file) to argv[2] in a fresh process, as the export stage would.
+EXPORT_SCRIPT = """
+import sys
+from pipeline.export.onnx_export import export_onnx
+from pipeline.training.saving import load_net
+export_onnx(load_net(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_exporting_one_model_twice_gives_the_same_bytes(tiny_params, tmp_path):
+    """tf2onnx numbers the names it invents with a counter that runs on between exports."""
+    from pipeline.export.onnx_export import export_onnx
+    from pipeline.training.saving import load_net, save_keras
+
+    save_keras(tiny_net(tiny_params), tmp_path / "model.keras")
+    first = export_onnx(load_net(tmp_path / "model.keras"), tmp_path / "a.onnx")
+    second = export_onnx(load_net(tmp_path / "model.keras"), tmp_path / "b.onnx")
+
+    assert sha256(first) == sha256(second)
+
+
+@pytest.mark.slow
+def test_exports_in_processes_with_different_hash_seeds_give_the_same_bytes(tiny_params, tmp_path):
+    """Which of several equal constants tf2onnx keeps follows Python's per-process hash seed
+    (seeds 1 and 2 kept different ones before names were made canonical)."""
+    from pipeline.training.saving import save_keras
+
+    save_keras(tiny_net(tiny_params), tmp_path / "model.keras")
+    hashes = []
+    for seed in ("1", "2"):
+        target = tmp_path / f"seed{seed}.onnx"
+        subprocess.run(
+            [sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path / "model.keras"), str(target)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            capture_output=True,
+        )
+        hashes.append(sha256(target))
+
+    assert hashes[0] == hashes[1]
 
 
 def test_parity_check_fails_for_a_different_model(tiny_params, tmp_path):
@@ -131,9 +193,14 @@ def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
     root, params, prepared = trained
     for name in ("train", "eval"):
         shutil.copytree(root / name, tmp_path / name)
+    # What an export killed mid-way leaves: its staging folder, named for an ended process.
+    models = tmp_path / "models"
+    stale = models / f".export.{ended_pid()}-{host_tag()}-0123abcd.tmp"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "raw.onnx").write_bytes(b"half a model")
+
     record = export_to(tmp_path, params, prepared, root / "model.keras")
 
-    models = tmp_path / "models"
     assert sorted(p.name for p in models.iterdir()) == sorted(
         [*FILE_NAMES.values(), "emotion.int8.onnx", "export.json"]
     )

@@ -164,6 +164,37 @@ def test_unknown_revision_is_a_clear_error(repo: Path, capsys: pytest.CaptureFix
     assert "'no-such-branch' is not a git revision" in err and "fetch-depth: 0" in err
 
 
+def test_out_never_deletes_a_plots_folder_it_did_not_write(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "X.md"
+    mine = tmp_path / "X_plots"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a person's notes")
+
+    code = main(["--base", "HEAD~1", "--head", "HEAD", "--out", str(out), "--repo", str(repo)])
+
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ferflow report: error: ")
+    assert "holds files this report did not write (notes.txt)" in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "a person's notes"
+    assert not out.exists()
+
+
+def test_out_replaces_its_own_plots_folder_whole(repo: Path, report) -> None:
+    out, _ = report
+    plots = out.parent / "report_plots"
+    before = sorted(p.name for p in plots.iterdir())
+
+    args = ["--base", "HEAD~1", "--head", "HEAD", "--out", str(out), "--repo", str(repo)]
+    assert main(args) == 0
+
+    assert sorted(p.name for p in plots.iterdir()) == before
+    assert ".ferflow-report.json" in before and "confusion.png" in before
+
+
 @pytest.mark.parametrize(
     ("old", "new", "metric", "expected"),
     [

@@ -149,3 +149,43 @@ def test_dvc_repro_stops_on_bad_data_and_keeps_earlier_shards(
     assert f"{good}: failed 1 of 9 checks" in result.stderr
     assert "row 4 (line 5): emotion is '9', expected an integer 0-6" in result.stderr
     assert {p: p.read_bytes() for p in (repo / "data/prepared").rglob("*") if p.is_file()} == shards
+
+
+def snapshot(repo: Path, *folders: str) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for folder in folders
+        for p in sorted((repo / folder).rglob("*"))
+        if p.is_file() and p.name != ".gitignore"
+    }
+
+
+@pytest.mark.slow
+def test_after_a_failed_stage_the_readmes_commands_restore_earlier_outputs(
+    tmp_path: Path, small_fer_csv_bytes: bytes
+) -> None:
+    """DVC deletes a stage's outputs before it runs, so a failed stage leaves them missing
+    or replaced by its own report of the failure: the README says how to get the last good
+    ones back, and this runs exactly that."""
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "`dvc checkout --force STAGE` (its cached outputs;" in readme
+    assert "`git checkout -- reports/validation`" in readme
+
+    good = tmp_path / "good.csv"
+    good.write_bytes(small_fer_csv_bytes)
+    repo = make_repo_copy(tmp_path / "repo", raw=str(good))
+    run(repo, "dvc", "repro", "prepare")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "good run")
+    before = snapshot(repo, "reports/validation", "data/prepared")
+
+    lines = small_fer_csv_bytes.split(b"\n")
+    lines[4] = b"9" + lines[4][1:]
+    good.write_bytes(b"\n".join(lines))
+    assert run(repo, "dvc", "repro", "prepare", check=False).returncode != 0
+    assert snapshot(repo, "reports/validation", "data/prepared") != before
+
+    run(repo, "dvc", "checkout", "--force", "validate")
+    run(repo, "git", "checkout", "--", "reports/validation")
+
+    assert snapshot(repo, "reports/validation", "data/prepared") == before

@@ -36,6 +36,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _pixel_count(text: str) -> int:
+    """A pixel count: `400000000`, `4e8` or `400M` (megapixels)."""
+    try:
+        value = float(text[:-1]) * 1e6 if text[-1:] in "mM" and text[:-1] else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a pixel count such as 400000000, 4e8 or 400M, got {text}"
+        ) from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a positive pixel count, got {text}")
+    return int(value)
+
+
 def _model_options(
     parser: argparse.ArgumentParser, *, detect_width: int, detect_every: int
 ) -> None:
@@ -150,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "-r", "--recursive", action="store_true", help="look for images in subfolders too"
     )
+    from pipeline.app.media import DEFAULT_MAX_PIXELS
+
+    predict.add_argument(
+        "--max-pixels",
+        type=_pixel_count,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images whose header claims more pixels, before decoding them "
+        f"(default: {DEFAULT_MAX_PIXELS / 1e6:.0f}M; e.g. 400M or 4e8)",
+    )
     predict.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars and no summary"
     )
@@ -232,6 +255,7 @@ def _predict(args: argparse.Namespace) -> int:
         smoothing=args.smoothing,
         recursive=args.recursive,
         progress=False if args.quiet else None,
+        max_pixels=args.max_pixels,
     )
     summary = run_predict(args.paths, _recognizer(args), options)
     if not args.quiet:

@@ -3,7 +3,11 @@ writing annotated copies. Every failure becomes an AppError naming the input."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +16,17 @@ import cv2
 import numpy as np
 
 from pipeline.app.errors import AppError
-from pipeline.io import atomic_path
+from pipeline.app.image_header import image_size, jpeg_ends_early
+from pipeline.io import atomic_path, claim_temp, is_temp_name
 
+#: Images recognised by name; a file with another suffix (.gif, .jp2, ...) is an image when
+#: OpenCV recognises its first bytes, named directly or found in a folder alike.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+#: Images with more pixels are refused before decoding unless `--max-pixels` allows them:
+#: 200 megapixels lets the largest phone-camera photos through, and the decoded copy of
+#: such an image alone takes 600 MB (a 20000 x 20000 PNG took 2.5 GB to analyse).
+DEFAULT_MAX_PIXELS = 200_000_000
 #: Container and codec of annotated videos: MPEG-4 Part 2 is in every OpenCV wheel's FFmpeg.
 ANNOTATED_VIDEO_SUFFIX = ".mp4"
 ANNOTATED_VIDEO_FOURCC = "mp4v"
@@ -36,6 +47,10 @@ def input_kind(path: Path) -> str:
         raise AppError(f"{path}: no such file or folder")
     if path.is_dir():
         return "folder"
+    return _file_kind(path)
+
+
+def _file_kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"
@@ -45,27 +60,117 @@ def input_kind(path: Path) -> str:
     return "image" if cv2.haveImageReader(str(path)) else "video"
 
 
-def read_image(path: Path) -> np.ndarray:
-    """A BGR uint8 image, or AppError if the file is not a readable image."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def read_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A BGR uint8 image, or AppError if the file is not a readable image (see load_image)."""
+    return load_image(path, max_pixels=max_pixels)[0]
+
+
+def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str]:
+    """A BGR uint8 image and a warning ('' if none), or AppError.
+
+    Refused before decoding: an image whose header claims more than `max_pixels` pixels.
+    The warning names damage the decoder hides (a JPEG that ends early decodes with its
+    lower part grey).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise AppError(f"{path}: cannot read this file ({e.strerror or e})") from None
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        width, height = size
+        raise AppError(
+            f"{path}: the image is {width:,} x {height:,} = {width * height:,} pixels, more "
+            f"than the limit of {max_pixels:,}; scale it down, or raise the limit with "
+            f"--max-pixels {width * height} if the memory to decode it is there "
+            f"(about {3 * width * height / 1e9:.1f} GB)"
+        )
+    try:
+        # imread, not imdecode of `data`: imdecode refuses a JPEG that ends early, imread
+        # decodes what is there (the warning below says so).
+        with _decoder_messages() as said:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):
+            raise AppError(
+                f"{path}: OpenCV refuses to decode images this large (its own limit, 2**30 "
+                "pixels by default); start ferflow with a larger OPENCV_IO_MAX_IMAGE_PIXELS "
+                "in the environment"
+            ) from None
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
+        raise AppError(f"{path}: OpenCV cannot decode this image ({reason[:160]})") from None
+    decoder = f"; the decoder said {said[0]!r}" if said else ""
     if image is None or image.size == 0:
         raise AppError(
             f"{path}: not a readable image (corrupt, truncated or an unsupported format; "
-            f"expected one of {', '.join(IMAGE_SUFFIXES)})"
+            f"expected one of {', '.join(IMAGE_SUFFIXES)} or another format OpenCV reads"
+            f"{decoder})"
         )
-    return image
+    warning = ""
+    if jpeg_ends_early(data):
+        warning = (
+            f"{path}: the JPEG file ends before its end-of-image marker ({len(data):,} bytes; "
+            "cut off while copying?): its lower part decoded grey; get a complete copy"
+        )
+    elif said:
+        warning = f"{path}: the image is damaged{decoder}; parts of it may have decoded wrong"
+    return image, warning
+
+
+_stderr_lock = threading.Lock()
+_stderr_file = None
+
+
+@contextlib.contextmanager
+def _decoder_messages() -> Iterator[list[str]]:
+    """Collect what C decoders (libjpeg, libpng) print to the process's stderr meanwhile.
+
+    They report damage there, not to OpenCV: caught, it becomes part of ferflow's own
+    one-line message instead of a stray line of its own. Other threads' stderr output in
+    this short window is collected too (and dropped).
+    """
+    global _stderr_file
+    said: list[str] = []
+    try:
+        fd = sys.__stderr__.fileno() if sys.__stderr__ else 2
+        saved = os.dup(fd)
+    except (OSError, ValueError):
+        yield said  # no stderr to redirect (e.g. a GUI process)
+        return
+    with _stderr_lock:
+        if _stderr_file is None:  # one per process, kept open and reused
+            _stderr_file = tempfile.TemporaryFile()  # noqa: SIM115
+        _stderr_file.seek(0)
+        _stderr_file.truncate()
+        with contextlib.suppress(ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(_stderr_file.fileno(), fd)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            _stderr_file.seek(0)
+            text = _stderr_file.read().decode("utf-8", errors="replace")
+            said.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
 def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """The folder's image files by suffix, sorted; AppError if there are none."""
+    """The folder's images, sorted: the files that named directly would be read as images
+    (so a .gif counts here as it does on the command line); AppError if there are none."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    images = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(
+        p
+        for p in candidates
+        # A run's temporary files (an annotated copy being written here) are not inputs.
+        if p.is_file() and not is_temp_name(p.name) and _file_kind(p) == "image"
+    )
     if not images:
         where = "or its subfolders " if recursive else ""
         hint = "" if recursive else "; add --recursive to look in subfolders"
         raise AppError(
             f"{folder}: no images found in this folder {where}"
-            f"(looked for {', '.join(IMAGE_SUFFIXES)}){hint}"
+            f"(looked for {', '.join(IMAGE_SUFFIXES)} and other formats OpenCV reads){hint}"
         )
     return images
 
@@ -89,6 +194,19 @@ class Video:
 
     def release(self) -> None:
         self.capture.release()
+
+    def count_warning(self, decoded: int) -> str:
+        """A warning when `decoded` frames differ from what the container declares ('' if not).
+
+        A damaged middle or a file cut mid-frame ends decoding early without an error.
+        """
+        if self.frame_count is None or decoded == self.frame_count:
+            return ""
+        why = "damaged or cut off?" if decoded < self.frame_count else "a wrong header?"
+        return (
+            f"{self.name}: decoded {decoded:,} of the {self.frame_count:,} frames its container "
+            f"declares ({why}); the records cover the {decoded:,} decoded frames"
+        )
 
 
 def _video(capture: cv2.VideoCapture, name: str) -> Video:
@@ -147,13 +265,13 @@ def write_image(path: Path, image: np.ndarray) -> None:
 class VideoWriter:
     """An annotated video written to a hidden sibling and renamed into place when complete.
 
-    The temporary name keeps the suffix because OpenCV picks the container from it.
+    The temporary name is unique per run (two runs never write one file) and ends in the
+    target's suffix, because OpenCV picks the container from it.
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.tmp = claim_temp(path, suffix=path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*ANNOTATED_VIDEO_FOURCC)
         self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
         if not self.writer.isOpened():

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.app.annotated_names import Item, annotated_names
 from pipeline.app.draw import annotate
 from pipeline.app.errors import AppError
 from pipeline.app.media import (
-    ANNOTATED_VIDEO_SUFFIX,
-    IMAGE_SUFFIXES,
+    DEFAULT_MAX_PIXELS,
     VideoWriter,
     input_kind,
     list_images,
+    load_image,
     open_video,
-    read_image,
     write_image,
 )
 from pipeline.app.recognizer import Recognizer
@@ -32,6 +32,8 @@ class Summary:
     frames: int = 0
     faces: int = 0
     skipped: list[str] = field(default_factory=list)
+    #: Files analysed in part only (a video that stopped decoding early, a cut-off JPEG).
+    damaged: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def text(self) -> str:
@@ -42,6 +44,8 @@ class Summary:
         )
         if self.skipped:
             line += f"; skipped {_count(len(self.skipped), 'unreadable file')}"
+        if self.damaged:
+            line += f"; {_count(len(self.damaged), 'damaged file')}, read in part (see warnings)"
         return line
 
 
@@ -57,39 +61,45 @@ class Options:
     recursive: bool = False
     #: None shows progress bars only when stderr is a terminal.
     progress: bool | None = None
+    #: Images whose header claims more pixels are refused before decoding.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def run_predict(paths: list[Path], recognizer: Recognizer, options: Options) -> Summary:
     """Analyse every input; JSON lines go to stdout or `options.output`."""
-    # Check every input before the first frame, so a typo in the last path fails fast.
+    # Check every input, and where each annotated copy goes, before the first frame: a typo
+    # in the last path or two copies with one name fail before anything is written.
     plan = []
     for path in paths:
         kind = input_kind(path)
         files = list_images(path, recursive=options.recursive) if kind == "folder" else [path]
-        if options.annotate_dir is not None:
-            for file in files:
-                _refuse_overwrite(file, _annotated_path(options.annotate_dir, kind, path, file))
         plan.append((kind, path, files))
+    targets: dict[Path, Path] = {}
+    if options.annotate_dir is not None:
+        items = [Item(kind, path, file) for kind, path, files in plan for file in files]
+        targets = annotated_names(items, options.annotate_dir)
     summary = Summary()
     start = time.perf_counter()
     with JsonLines(options.output) as out:
         for kind, path, files in plan:
             if kind == "video":
-                _predict_video(path, recognizer, out, options, summary)
-            elif kind == "image":
-                image = read_image(path)
-                _predict_image(path, image, kind, path, recognizer, out, options, summary)
-            else:
-                # A bad file in a folder is reported and skipped; the others still count.
-                bar = tqdm(files, desc=str(path), unit="image", disable=_no_bar(options))
-                for file in bar:
-                    try:
-                        image = read_image(file)
-                    except AppError as e:
-                        summary.skipped.append(str(file))
-                        tqdm.write(f"ferflow: skipped {e}", file=sys.stderr)
-                        continue
-                    _predict_image(file, image, kind, path, recognizer, out, options, summary)
+                _predict_video(path, recognizer, out, targets.get(path), options, summary)
+                continue
+            # A bad file in a folder is reported and skipped; the others still count.
+            no_bar = True if kind == "image" else _no_bar(options)
+            bar = tqdm(files, desc=str(path), unit="image", disable=no_bar)
+            for file in bar:
+                try:
+                    image, warning = load_image(file, max_pixels=options.max_pixels)
+                except AppError as e:
+                    if kind == "image":
+                        raise
+                    summary.skipped.append(str(file))
+                    tqdm.write(f"ferflow: skipped {e}", file=sys.stderr)
+                    continue
+                if warning:
+                    _warn(warning, file, summary)
+                _predict_image(file, image, recognizer, out, targets.get(file), summary)
         if summary.skipped and summary.files == 0:
             # Raised inside the `with`: an earlier --output file stays as it was.
             raise AppError(f"none of the {len(summary.skipped)} images could be read")
@@ -101,20 +111,23 @@ def _no_bar(options: Options) -> bool | None:
     return None if options.progress is None else not options.progress
 
 
+def _warn(message: str, file: Path, summary: Summary) -> None:
+    # Shown with -q too: the run goes on, but these results rest on part of the input.
+    tqdm.write(f"ferflow: warning: {message}", file=sys.stderr)
+    summary.damaged.append(str(file))
+
+
 def _predict_image(
     file: Path,
     image: np.ndarray,
-    kind: str,
-    root: Path,
     recognizer: Recognizer,
     out: JsonLines,
-    options: Options,
+    target: Path | None,
     summary: Summary,
 ) -> None:
     faces = recognizer(image)
     out.write(frame_records(str(file), 0, None, faces, recognizer.model.labels))
-    if options.annotate_dir is not None:
-        target = _annotated_path(options.annotate_dir, kind, root, file)
+    if target is not None:
         write_image(target, annotate(image, faces))
     summary.files += 1
     summary.frames += 1
@@ -122,12 +135,16 @@ def _predict_image(
 
 
 def _predict_video(
-    path: Path, recognizer: Recognizer, out: JsonLines, options: Options, summary: Summary
+    path: Path,
+    recognizer: Recognizer,
+    out: JsonLines,
+    target: Path | None,
+    options: Options,
+    summary: Summary,
 ) -> None:
     video = open_video(path)
     recognizer.start_video(options.smoothing)
     writer = None
-    target = _annotated_path(options.annotate_dir, "video", path, path)
     frames = 0
     completed = False
     try:
@@ -139,7 +156,7 @@ def _predict_video(
                     str(path), frames, frames / video.fps, faces, recognizer.model.labels
                 )
                 out.write(records)
-                if options.annotate_dir is not None:
+                if target is not None:
                     if writer is None:
                         size = (frame.shape[1], frame.shape[0])
                         writer = VideoWriter(target, video.fps, size)
@@ -150,6 +167,9 @@ def _predict_video(
         if frames == 0:
             raise AppError(f"{path}: no frame could be decoded (empty or corrupt video)")
         completed = True
+        warning = video.count_warning(frames)
+        if warning:
+            _warn(warning, path, summary)
     finally:
         video.release()
         if writer is not None:
@@ -157,20 +177,3 @@ def _predict_video(
         recognizer.end_video()
     summary.files += 1
     summary.frames += frames
-
-
-def _annotated_path(annotate_dir: Path | None, kind: str, root: Path, file: Path) -> Path:
-    """Where the annotated copy of `file` goes; a folder's layout is kept below annotate_dir."""
-    if annotate_dir is None:
-        return file
-    if kind == "video":
-        return annotate_dir / (file.stem + ANNOTATED_VIDEO_SUFFIX)
-    target = annotate_dir / (file.relative_to(root) if kind == "folder" else file.name)
-    return target if target.suffix.lower() in IMAGE_SUFFIXES else target.with_suffix(".png")
-
-
-def _refuse_overwrite(source: Path, target: Path) -> None:
-    if target.resolve() == source.resolve():
-        raise AppError(
-            f"{target}: the annotated copy would overwrite the input; choose another --annotate"
-        )

@@ -1,8 +1,9 @@
 """The one exception bad input raises, and how rows are named in messages.
 
 Row convention, used in every message and report: data rows are numbered from 1 and the
-header is not a row, so row N sits on line N + 1 of the file ("row 17 (line 18)"). The
-line is what an editor or `sed -n 18p file.csv` shows.
+header is not a row, so row N sits on line N + 1 of the file ("row 17 (line 18)"), unless a
+quoted cell earlier in the file spans several lines: then the line is counted (see
+`FerTable.row_ref`). The line is what an editor or `sed -n 18p file.csv` shows.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ class DataError(ValueError):
     """The raw CSV cannot be used; the message names the file, the rows and the reason."""
 
 
-def row_ref(row: int) -> str:
-    """'row 17 (line 18)' for the 1-based data row `row`."""
-    return f"row {row:,} (line {row + 1:,})"
+def row_ref(row: int, line: int | None = None) -> str:
+    """'row 17 (line 18)' for the 1-based data row `row` (on line `line`, if not row + 1)."""
+    return f"row {row:,} (line {row + 1 if line is None else line:,})"
 
 
 def rows_ref(rows: Sequence[int], total: int | None = None) -> str:

@@ -4,12 +4,16 @@
 (empty, binary, compressed, wrong header, rows with the wrong number of columns, a file cut
 off mid-row) with a `DataError`, and otherwise returns every row, parsed, with per-row
 checks that validation turns into expectations. Row numbers follow `pipeline.data.errors`.
+
+Line ends may be LF, CRLF or, in a file without any LF, a lone CR (what some spreadsheet
+programs write). Messages count lines as an editor does: by LF, or by CR in a CR-only file.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +62,16 @@ class FerTable:
     parsed: ParsedPixels
     labels: np.ndarray
     split_index: np.ndarray
+    #: Line on which each record starts (index 0: the header, i: data row i), where a quoted
+    #: cell spans several lines; None when row i is simply on line i + 1.
+    record_lines: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def row_ref(self, row: int) -> str:
+        """'row 17 (line 18)' for the 1-based data row `row`, with its true line."""
+        return row_ref(row, None if self.record_lines is None else int(self.record_lines[row]))
 
     @property
     def valid(self) -> np.ndarray:
@@ -77,7 +88,7 @@ class FerTable:
         if len(bad):
             raise DataError(
                 f"{self.path}: {len(bad):,} row(s) not valid FER2013 rows, the first is "
-                f"{row_ref(int(bad[0]) + 1)}; run the validate stage for the reasons"
+                f"{self.row_ref(int(bad[0]) + 1)}; run the validate stage for the reasons"
             )
         out = {}
         for i, split in enumerate(SPLITS):
@@ -93,6 +104,13 @@ class FerTable:
 def read_fer_csv(path: str | Path) -> FerTable:
     """Read and parse a FER2013 CSV; raise `DataError` if it is not one at all."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.csv"))[:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise DataError(
+            f"{path}: this is a folder, not a file; point data.raw in params.yaml at the "
+            f"FER2013 CSV file itself{hint}"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such file. Point data.raw in params.yaml at a FER2013 CSV, or run "
@@ -113,13 +131,14 @@ def read_fer_csv(path: str | Path) -> FerTable:
         path=path,
         sha256=sha256,
         size_bytes=len(raw),
-        ends_with_newline=raw.endswith(b"\n"),
+        ends_with_newline=raw.endswith((b"\n", b"\r")),
         emotion=columns["emotion"],
         usage=columns["Usage"],
         pixels=columns["pixels"],
         parsed=parsed,
         labels=labels,
         split_index=split_index,
+        record_lines=_record_lines(raw, len(labels)),
     )
 
 
@@ -129,8 +148,32 @@ def _index_in(column: pa.ChunkedArray, values: list[str] | tuple[str, ...]) -> n
     return pc.fill_null(index, -1).to_numpy(zero_copy_only=False)
 
 
+def _line_end(raw: bytes) -> bytes:
+    """The byte that ends a line: LF (CRLF included), or CR in a file without any LF."""
+    return b"\n" if b"\n" in raw or b"\r" not in raw else b"\r"
+
+
 def _line_of(raw: bytes, offset: int) -> int:
-    return raw.count(b"\n", 0, offset) + 1
+    """The line holding byte `offset`."""
+    return raw.count(_line_end(raw), 0, offset) + 1
+
+
+def _record_lines(raw: bytes, rows: int) -> np.ndarray | None:
+    """The line each record starts on (0: the header), if a quoted cell spans lines; else None.
+
+    Only a file with quotes can have such a cell, and only one with more line ends than
+    records does: the check costs a scan for a quote in the usual file.
+    """
+    if b'"' not in raw:
+        return None
+    end = _line_end(raw)
+    ends = np.array([m.start() for m in re.finditer(re.escape(end), raw)], np.int64)
+    if len(ends) <= rows + 1:
+        return None
+    quotes = np.array([m.start() for m in re.finditer(rb'"', raw)], np.int64)
+    # A line end inside quotes has an odd number of quotes before it ("" escapes keep parity).
+    record_ends = ends[np.searchsorted(quotes, ends) % 2 == 0]
+    return np.concatenate([[1], np.searchsorted(ends, record_ends, side="right") + 1])
 
 
 def _check_is_text(path: Path, raw: bytes) -> None:
@@ -156,22 +199,47 @@ def _check_is_text(path: Path, raw: bytes) -> None:
 def _not_utf8(path: Path, raw: bytes, error: UnicodeDecodeError, start: int = 0) -> DataError:
     offset = start + error.start
     line = _line_of(raw, offset)
-    where = "the header line" if line == 1 else row_ref(line - 1)
+    where = "the header line" if line == 1 else _row_on_line(raw, line)
     return DataError(
         f"{path}: {where} holds bytes that are not UTF-8 text (byte {offset:,}); the file "
         "is corrupt (binary data?) or not a FER2013 CSV"
     )
 
 
+def _row_on_line(raw: bytes, line: int) -> str:
+    records = _record_lines(raw, 0)
+    if records is None:
+        return row_ref(line - 1)
+    row = int(np.searchsorted(records, line, side="right")) - 1
+    return f"row {row:,} (line {line:,})"
+
+
 def _check_header(path: Path, raw: bytes) -> None:
-    end = raw.find(b"\n")
-    first = raw[: end if end >= 0 else len(raw)]
+    end = raw.find(_line_end(raw))
+    end = end if end >= 0 else len(raw)
+    first = raw[:end]
     start = len(_BOM) if first.startswith(_BOM) else 0
     try:
-        text = first[start:].decode("utf-8").rstrip("\r")
+        text = first[start:].decode("utf-8").removesuffix("\r")
     except UnicodeDecodeError as e:
         raise _not_utf8(path, raw, e, start) from None
-    header = tuple(next(csv.reader([text]), []))
+    if "\r" in text:
+        # csv would fail on it, and pyarrow would start a new row there.
+        raise DataError(
+            f"{path}: line 1 (the header) holds a carriage return (\\r) after "
+            f"{preview(text[: text.index(chr(13))], 40)}; the header must be the line "
+            f"'{_HEADER}' and nothing else"
+        )
+    if len(text) > 200 and not text[:1].isdigit():  # a data row is the case below
+        raise DataError(
+            f"{path}: line 1 is {len(text):,} characters long ({preview(text)}), not the "
+            f"header; expected the line '{_HEADER}' at the top"
+        )
+    try:
+        # The first 200 characters hold any header; csv refuses a cell over 128 kB.
+        header = tuple(next(csv.reader([text[:200]]), []))
+    except csv.Error as e:
+        raise DataError(f"{path}: line 1 is not a CSV header ({e}); expected '{_HEADER}'") from None
     if header != CSV_COLUMNS:
         if header and header[0].strip().isdigit():
             raise DataError(
@@ -182,7 +250,7 @@ def _check_header(path: Path, raw: bytes) -> None:
             f"{path}: line 1 is the header {preview(text, 60)}, expected '{_HEADER}' "
             "(these names, in this order)"
         )
-    rest = raw[end + 1 : end + 1 + 4096] if end >= 0 else b""
+    rest = raw[end + 1 : end + 1 + 4096]
     if len(raw) <= end + 1 + 4096 and not rest.strip():
         raise DataError(
             f"{path}: the file has the header but no data rows; expected one row per face"
@@ -241,17 +309,29 @@ def _wrong_column_count(path: Path, raw: bytes, shown: int = 5) -> DataError:
         return "skip"
 
     _pyarrow_read(raw, on_invalid_row, use_threads=False)
+    # pyarrow numbers records (the header is 1), not lines: they differ after a quoted
+    # cell that spans lines.
+    records = _record_lines(raw, 0)
+
+    def ref(record: int) -> str:
+        return row_ref(record - 1, None if records is None else int(records[record - 1]))
+
     lines = []
-    for line, columns, text in found[:shown]:
+    for record, columns, text in found[:shown]:
         lines.append(
-            f"  {row_ref(line - 1)} has {columns} column{'s' if columns != 1 else ''}, "
+            f"  {ref(record)} has {columns} column{'s' if columns != 1 else ''}, "
             f"expected {len(CSV_COLUMNS)} ({_HEADER}); it starts {preview(text)}"
         )
-    last_line = _line_of(raw, len(raw.rstrip(b"\r\n")))
+    last_record = len(records) if records is not None else _line_of(raw, len(raw.rstrip(b"\r\n")))
     hint = ""
-    if not raw.endswith(b"\n") and found and found[-1][0] == last_line:
+    if (
+        not raw.endswith((b"\n", b"\r"))
+        and found
+        and found[-1][0] == last_record
+        and found[-1][1] < len(CSV_COLUMNS)  # too many columns is no sign of a cut
+    ):
         hint = (
-            f"\nThe file ends in the middle of {row_ref(last_line - 1)} (no line break after "
+            f"\nThe file ends in the middle of {ref(last_record)} (no line break after "
             "it): it was probably cut off while copying or downloading; get a complete copy."
         )
     more = f"\n  ... and {len(found) - shown:,} more" if len(found) > shown else ""

@@ -276,9 +276,8 @@ def describe_pixel_problem(text: str | None) -> str:
     reasons = []
     fields = text.split(" ")
     if len(fields) != _P:
-        reasons.append(
-            f"pixels has {len(fields):,} values, expected {_P:,} ({IMAGE_SIZE} x {IMAGE_SIZE})"
-        )
+        values = f"{len(fields):,} value{'s' if len(fields) != 1 else ''}"
+        reasons.append(f"pixels has {values}, expected {_P:,} ({IMAGE_SIZE} x {IMAGE_SIZE})")
     for i, field in enumerate(fields, start=1):
         problem = _describe_value(field)
         if problem:

@@ -50,6 +50,7 @@ def validate_and_prepare(
     prepared_dir: str | Path,
     duplicates: str = "warn",
     source_name: str | None = None,
+    missing_class: str = "warn",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both stages in one process, parsing the file once: (validation summary, manifest).
 
@@ -68,6 +69,12 @@ def validate_and_prepare(
         writing = pool.submit(
             lambda: write_shards_into(staging, table.split_arrays(), _source(table, source_name))
         )
-        summary = validate_table(table, report_dir, duplicates=duplicates, source_name=source_name)
+        summary = validate_table(
+            table,
+            report_dir,
+            duplicates=duplicates,
+            source_name=source_name,
+            missing_class=missing_class,
+        )
         manifest = writing.result()
     return summary, manifest

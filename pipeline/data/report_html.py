@@ -104,6 +104,7 @@ def render(summary: dict[str, Any], table: FerTable) -> str:
         f"<pre>{esc(chr(10).join(p['examples']))}</pre>"
         for p in summary["problems"]
     )
+    warnings = "".join(f"<p>Warning: {esc(w)}</p>" for w in summary.get("warnings", []))
     rows = summary["rows"]
     split_rows = "".join(
         f"<tr><td>{split} ({usage})</td><td>{rows.get(split, 0):,}</td></tr>"
@@ -138,6 +139,7 @@ def render(summary: dict[str, Any], table: FerTable) -> str:
 sha256 <code>{summary["source"]["sha256"]}</code>, {summary["source"]["bytes"]:,} bytes.
 Rows are numbered from 1 below the header: row N is line N + 1.</p>
 {problems}
+{warnings}
 <h2>Rows per split</h2>
 <table><tr><th>split</th><th>rows</th></tr>{split_rows}
 <tr><td>all rows</td><td>{rows["total"]:,}</td></tr></table>

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import NUM_CLASSES, PIXELS_PER_IMAGE
+from pipeline.config import NUM_CLASSES, PIXELS_PER_IMAGE, SPLITS
 from pipeline.data import profile, report_html
-from pipeline.data.errors import DataError, preview, row_ref
+from pipeline.data.errors import DataError, preview
 from pipeline.data.fer_csv import USAGES, FerTable, read_fer_csv
 from pipeline.data.pixels import describe_pixel_problem
 from pipeline.io import atomic_dir, write_json, write_text
@@ -50,6 +50,9 @@ OUTPUTS: tuple[str, ...] = (RESULT_JSON, SUMMARY_JSON, SUMMARY_HTML, DATA_DOCS)
 SUITE_NAME = "fer2013_csv"
 EXAMPLE_ROWS = 5
 DUPLICATE_POLICIES = ("warn", "fail")
+#: `validate.missing_class`: a split without any row of a class is always reported;
+#: `fail` makes it a failure for the test split, whose macro F1 it caps at 6/7.
+MISSING_CLASS_POLICIES = ("warn", "fail")
 
 _SWITCH_INTERVAL_WHILE_LOADING = 2e-4  # seconds
 _gx_lock = threading.Lock()
@@ -218,6 +221,47 @@ def _explain(table: FerTable, column: str, row: int) -> str:
     return describe_pixel_problem(table.pixels[i].as_py())
 
 
+def _looks_cut(table: FerTable, column: str, row: int) -> bool:
+    """Whether `row`'s failure on `column` is what cutting the file short there would do:
+    a `Usage` that stops partway, or fewer pixel values than an image has (never more)."""
+    i = row - 1
+    if column == "Usage":
+        value = table.usage[i].as_py() or ""
+        return any(usage.startswith(value) and usage != value for usage in USAGES)
+    if column in ("pixel_values", "pixel_invalid_values"):
+        return 0 < int(table.parsed.values[i]) < PIXELS_PER_IMAGE
+    return False
+
+
+def missing_classes(classes: dict[str, dict[str, int]]) -> dict[str, list[str]]:
+    """split -> the classes it has no row of (splits without any rows are left out)."""
+    return {
+        split: [name for name, n in counts.items() if n == 0]
+        for split, counts in classes.items()
+        if any(counts.values())
+    }
+
+
+_MISSING_CLASS_EFFECT = {
+    "train": "the model cannot learn it",
+    "val": "model selection cannot see it",
+    "test": (
+        f"its test F1 is 0 by definition, so macro F1 cannot exceed {NUM_CLASSES - 1}/"
+        f"{NUM_CLASSES}; set validate.missing_class: fail to stop on this"
+    ),
+}
+
+
+def _missing_class_warnings(missing: dict[str, list[str]]) -> list[str]:
+    usage_of = dict(zip(SPLITS, USAGES, strict=True))
+    return [
+        f"split {split} ({usage_of[split]}) has no rows of class {', '.join(names)}: "
+        + _MISSING_CLASS_EFFECT[split]
+        for split, names in missing.items()
+        if names
+    ]
+
+
 def _problem(table: FerTable, result: Any) -> dict[str, Any]:
     """A failed expectation as {check, rows, examples}: what the error message shows."""
     config = result.expectation_config
@@ -237,12 +281,12 @@ def _problem(table: FerTable, result: Any) -> dict[str, Any]:
     if config.type == "expect_table_row_count_to_be_between":
         return {"check": check, "rows": 0, "examples": ["the file has no data rows"]}
     rows = _rows_of(result)[:EXAMPLE_ROWS]
-    examples = [f"{row_ref(r)}: {_explain(table, column, r)}" for r in rows]
+    examples = [f"{table.row_ref(r)}: {_explain(table, column, r)}" for r in rows]
     last_row = len(table)
-    if last_row in rows and not table.ends_with_newline:
+    if last_row in rows and not table.ends_with_newline and _looks_cut(table, column, last_row):
         examples.append(
-            f"the file ends in the middle of {row_ref(last_row)} (no line break after it): it "
-            "was probably cut off while copying or downloading; get a complete copy"
+            f"the file ends in the middle of {table.row_ref(last_row)} (no line break after "
+            "it): it was probably cut off while copying or downloading; get a complete copy"
         )
     return {
         "check": check,
@@ -252,10 +296,16 @@ def _problem(table: FerTable, result: Any) -> dict[str, Any]:
 
 
 def summarize(
-    table: FerTable, result: Any, fingerprints: np.ndarray, duplicates: str, source_name: str
+    table: FerTable,
+    result: Any,
+    fingerprints: np.ndarray,
+    duplicates: str,
+    source_name: str,
+    missing_class: str = "warn",
 ) -> dict[str, Any]:
     """The deterministic summary (summary.json): no timestamps, no run ids."""
     rows, classes = profile.split_profile(table)
+    missing = missing_classes(classes)
     dups = profile.find_duplicates(fingerprints, table.split_index, table.parsed.valid)
     failed = [r for r in result.results if not r.success]
     critical = [r for r in failed if str(r.expectation_config.severity.value) == "critical"]
@@ -266,9 +316,17 @@ def summarize(
                 "check": "no image appears twice (validate.duplicates: fail)",
                 "rows": dups["repeated_rows"],
                 "examples": [
-                    "same image in " + ", ".join(row_ref(r) for r in group)
+                    "same image in " + ", ".join(table.row_ref(r) for r in group)
                     for group in dups["examples"]
                 ],
+            }
+        )
+    if missing_class == "fail" and missing.get("test"):
+        problems.append(
+            {
+                "check": "every class has test rows (validate.missing_class: fail)",
+                "rows": 0,
+                "examples": _missing_class_warnings({"test": missing["test"]}),
             }
         )
     return {
@@ -276,6 +334,7 @@ def summarize(
         "success": not problems,
         "rows": rows,
         "classes": classes,
+        "missing_classes": missing,
         "duplicates": dups,
         "expectations": {
             "evaluated": len(result.results),
@@ -283,6 +342,7 @@ def summarize(
             "warnings": len(failed) - len(critical),
         },
         "problems": problems,
+        "warnings": _missing_class_warnings(missing),
     }
 
 
@@ -313,6 +373,7 @@ def validate_table(
     report_dir: str | Path,
     duplicates: str = "warn",
     source_name: str | None = None,
+    missing_class: str = "warn",
 ) -> dict[str, Any]:
     """Run the suite on `table`, write the reports to `report_dir`, return the summary.
 
@@ -321,18 +382,26 @@ def validate_table(
     clone.
 
     Raises `DataError` (after writing the reports, which show the failures) if any critical
-    expectation fails, or on duplicate images when `duplicates` is "fail".
+    expectation fails, on duplicate images when `duplicates` is "fail", or on a class without
+    test rows when `missing_class` is "fail". Missing classes are warnings otherwise
+    (`summary["warnings"]`).
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(
             f"validate.duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
+        )
+    if missing_class not in MISSING_CLASS_POLICIES:
+        raise ValueError(
+            f"validate.missing_class must be one of {MISSING_CLASS_POLICIES}, got {missing_class!r}"
         )
     report_dir = Path(report_dir)
     fingerprints = profile.image_fingerprints(table.parsed.images)
     frame = validation_frame(table, fingerprints)
     with atomic_dir(report_dir / DATA_DOCS) as docs_dir:
         result = run_suite(frame, docs_dir)
-    summary = summarize(table, result, fingerprints, duplicates, source_name or str(table.path))
+    summary = summarize(
+        table, result, fingerprints, duplicates, source_name or str(table.path), missing_class
+    )
     write_json(report_dir / RESULT_JSON, result.to_json_dict())
     write_json(report_dir / SUMMARY_JSON, summary)
     write_text(report_dir / SUMMARY_HTML, report_html.render(summary, table))
@@ -346,8 +415,15 @@ def validate_csv(
     report_dir: str | Path,
     duplicates: str = "warn",
     source_name: str | None = None,
+    missing_class: str = "warn",
 ) -> dict[str, Any]:
     """Read `raw` and validate it (`validate_table`): what the validate stage does."""
     start_loading_gx()  # the ~2 s import overlaps reading the CSV
     table = read_fer_csv(raw)
-    return validate_table(table, report_dir, duplicates=duplicates, source_name=source_name)
+    return validate_table(
+        table,
+        report_dir,
+        duplicates=duplicates,
+        source_name=source_name,
+        missing_class=missing_class,
+    )

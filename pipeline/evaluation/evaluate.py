@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline.config import LABELS
 from pipeline.data.shards import load_split
-from pipeline.evaluation.metrics import classification_metrics
+from pipeline.evaluation.metrics import classes_without_support, classification_metrics
 from pipeline.evaluation.plots import plot_confusion, plot_per_class
 from pipeline.evaluation.predictors import Predictor, load_predictor
 from pipeline.evaluation.tta import predict_tta
@@ -121,7 +121,9 @@ def write_reports(
         accuracy, macro_f1 = metrics["accuracy"], metrics["macro_f1"]
         title = f"test split: accuracy {accuracy:.1%}, macro F1 {macro_f1:.3f}"
         plot_confusion(np.array(metrics["confusion"]), LABELS, tmp / CONFUSION_PNG, title=title)
-        plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}")
+        absent = classes_without_support(metrics)
+        note = f"\nno test images of {', '.join(absent)} (F1 0)" if absent else ""
+        plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}{note}")
     write_json(metrics_path, headline(results))
 
 
@@ -151,4 +153,11 @@ def run_evaluation(
     )
     results = evaluate_model(predict, images, labels, settings, members)
     write_reports(results, labels, metrics_path, eval_dir)
+    absent = classes_without_support(results["test"][0])
+    if absent:
+        print(
+            f"evaluate: warning: the test split has no images of {', '.join(absent)}: "
+            f"{'its' if len(absent) == 1 else 'their'} F1 is 0 by definition, so macro F1 "
+            f"cannot exceed {len(LABELS) - len(absent)}/{len(LABELS)}"
+        )
     return headline(results)

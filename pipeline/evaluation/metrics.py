@@ -61,3 +61,8 @@ def classification_metrics(
         },
         "confusion": cm.tolist(),
     }
+
+
+def classes_without_support(metrics: dict[str, Any]) -> list[str]:
+    """Classes with no labelled example: their F1 is 0 by definition, which caps macro F1."""
+    return [name for name, scores in metrics["per_class"].items() if scores["support"] == 0]

@@ -13,7 +13,6 @@ matches Keras; int8 is close to float), so a failure writes nothing.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from pipeline.errors import StageError
 from pipeline.evaluation.predictors import OnnxPredictor
 from pipeline.export.model_card import CardInputs, ModelFile, read_json, render_model_card
 from pipeline.export.quantize import accept_int8, quantize_int8
-from pipeline.io import write_json
+from pipeline.io import temp_dir, write_json
 from pipeline.model_spec import ModelSpec, write_spec
 from pipeline.training.provenance import RUN_FILE
 
@@ -71,7 +70,8 @@ def export_bundle(
     folder = Path(outputs["onnx"]).parent
     folder.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix=".export.", dir=folder) as tmp:
+    # A run killed here leaves this folder; the next export removes it (pipeline.io).
+    with temp_dir(folder / "export") as tmp:
         staged = {key: Path(tmp) / Path(target).name for key, target in outputs.items()}
         if adopt:
             run = read_json(repo_path(settings["trained_by"])) or {}

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import keras
+
+from pipeline.io import temp_dir
 
 
 def save_keras(model: keras.Model, path: str | Path) -> Path:
     """`model.save` atomically (Keras insists on the `.keras` suffix, so no plain temp file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+    with temp_dir(path) as tmp:
         staged = Path(tmp) / path.name
         model.save(staged)
         os.replace(staged, path)
