@@ -201,23 +201,12 @@ def test_new_faces_in_one_steady_scene_are_never_mixed(recognizer_factory):
 
 
 def test_smoothing_still_steadies_the_label_of_a_steady_face(recognizer_factory):
-    """One real face, camera noise on every frame: fewer label changes with smoothing."""
+    """Real faces, camera noise on every frame: fewer label changes with smoothing."""
     rng = np.random.default_rng(0)
     background = scene("grass")
     recognizer = recognizer_factory()
-    # The face the model is least sure about among a few: noise flips its label most often.
-    candidates = [paste(background, lfw_face(i), *FACE_AT[:2]) for i in range(30, 45)]
-    margins = []
-    for frame in candidates:
-        (face,) = recognizer(frame)
-        top2 = np.sort(face.probabilities)[-2:]
-        margins.append(top2[1] - top2[0])
-    clean = candidates[int(np.argmin(margins))]
-    frames = [
-        np.clip(clean + rng.normal(0, 10, clean.shape), 0, 255).astype(np.uint8) for _ in range(40)
-    ]
 
-    def label_changes(smoothing: float) -> int:
+    def label_changes(frames: list[np.ndarray], smoothing: float) -> int:
         recognizer.start_video(smoothing)
         (faces,) = zip(*[recognizer(frame) for frame in frames], strict=True)
         recognizer.end_video()
@@ -225,9 +214,18 @@ def test_smoothing_still_steadies_the_label_of_a_steady_face(recognizer_factory)
         labels = [face.label for face in faces]
         return sum(a != b for a, b in zip(labels, labels[1:], strict=False))
 
-    raw, smoothed = label_changes(0.0), label_changes(0.6)
-    assert raw >= 3, "the chosen face should flicker without smoothing"
+    changes = []
+    for i in range(30, 38):
+        clean = paste(background, lfw_face(i), *FACE_AT[:2])
+        noisy = [
+            np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+            for _ in range(20)
+        ]
+        changes.append((label_changes(noisy, 0.0), label_changes(noisy, 0.6)))
+    raw, smoothed = max(changes)  # the face whose label flickers most without smoothing
+    assert raw >= 3, f"no face flickered enough to test: {changes}"
     assert smoothed < raw
+    assert sum(s for _, s in changes) < sum(r for r, _ in changes)
 
 
 def test_a_reused_box_that_lost_its_face_is_not_shown(recognizer_factory):
