@@ -12,8 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.app.errors import AppError
+
+if TYPE_CHECKING:
+    from pipeline.app.defaults import AppDefaults
 
 PROG = "ferflow"
 
@@ -32,7 +36,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _model_options(parser: argparse.ArgumentParser, defaults) -> None:  # defaults: AppDefaults
+def _model_options(parser: argparse.ArgumentParser, defaults: AppDefaults) -> None:
     from pipeline.app.detector import DEFAULT_CASCADE, DETECTORS
     from pipeline.app.emotion import PRECISIONS
     from pipeline.app.recognizer import DEFAULT_MARGIN
@@ -122,7 +126,7 @@ def _model_options(parser: argparse.ArgumentParser, defaults) -> None:  # defaul
     )
 
 
-def _smoothing_option(parser: argparse.ArgumentParser, defaults) -> None:
+def _smoothing_option(parser: argparse.ArgumentParser, defaults: AppDefaults) -> None:
     parser.add_argument(
         "--smoothing",
         type=_fraction,

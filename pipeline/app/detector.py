@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from pipeline.app.defaults import PREDICT
 from pipeline.app.errors import AppError
 from pipeline.app.onnx_shapes import free_dimensions
 
-#: The detectors `--detector` offers; the first is the default.
+#: The detectors `--detector` offers (the default: `pipeline.app.defaults`).
 DETECTORS = ("centerface", "haar")
 
 
@@ -113,9 +114,9 @@ class CenterFace:
     def __init__(
         self,
         *,
-        min_face: int = 64,
-        max_size: int = 1280,
-        threshold: float = 0.1,
+        min_face: int = PREDICT.min_face,
+        max_size: int = PREDICT.max_size,
+        threshold: float = PREDICT.threshold,
         threads: int | None = None,
         model_path: str | Path | None = None,
     ) -> None:
@@ -206,8 +207,8 @@ class HaarCascade:
         self,
         cascade: str = DEFAULT_CASCADE,
         *,
-        min_face: int = 64,
-        max_size: int = 1280,
+        min_face: int = PREDICT.min_face,
+        max_size: int = PREDICT.max_size,
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
     ) -> None:
@@ -247,11 +248,11 @@ class HaarCascade:
 
 
 def make_detector(
-    name: str = DETECTORS[0],
+    name: str = PREDICT.detector,
     *,
-    min_face: int = 64,
-    max_size: int = 1280,
-    threshold: float = 0.1,
+    min_face: int = PREDICT.min_face,
+    max_size: int = PREDICT.max_size,
+    threshold: float = PREDICT.threshold,
     threads: int | None = None,
     cascade: str = DEFAULT_CASCADE,
 ) -> Detector:
