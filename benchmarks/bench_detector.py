@@ -1,13 +1,14 @@
-"""Recall, false positives, speed and box geometry of the app's face detector on real faces.
+"""Recall, false positives, speed and box geometry of the app's face detectors on real faces.
 
 Real FER2013 PrivateTest faces (every `--every`-th one) are scaled up to a face size and
 pasted, three per frame, into 640x480 frames cut from scikit-image's photos without people
-(coffee, rocket, a cat, bricks, ...). Each setting of `pipeline.app.detector.FaceDetector`
+(coffee, rocket, a cat, bricks, ...). Each setting of `pipeline.app.detector.make_detector`
 then searches every frame: a face counts as found when a box overlaps it with IoU >= 0.4,
-every other box is a false positive. The box geometry (FER2013 crop side / Haar box side, and
-the offset of the centres) is what `DEFAULT_MARGIN` in `pipeline.app.recognizer` is set from.
+every other box is a false positive. The geometry of CenterFace's own boxes against the
+FER2013 crops is what `CENTERFACE_FRAMING` is set from, and `--smallest` measures the smallest
+face CenterFace finds at its input (`CENTERFACE_SMALLEST`), on the sharp astronaut photo.
 
-    python benchmarks/bench_detector.py /tmp/fer2013.csv [--every 8] [--threads 1]
+    python benchmarks/bench_detector.py /tmp/fer2013.csv [--every 8] [--smallest]
 
 FER2013 faces are 48x48 and blurry once scaled up, and some are profiles, drawings or
 occluded: recall on them is a lower bound of recall on camera frames.
@@ -26,23 +27,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fer2013_csv import load_usage  # noqa: E402
 
-from pipeline.app.detector import FaceDetector  # noqa: E402
+import pipeline.app.detector as detectors  # noqa: E402
+from pipeline.app.defaults import PREDICT  # noqa: E402
 from pipeline.app.tracking import iou  # noqa: E402
 
 FRAME_W, FRAME_H = 640, 480
 FACE_SIZES = (64, 96, 144)
 BACKGROUNDS = ("coffee", "rocket", "chelsea", "brick", "grass", "gravel", "clock", "moon")
-#: (name, cascade, detect_width, scale_factor, min_neighbors); the first rows are the app's
-#: defaults for `predict` (full width) and `live` (320 px).
+#: (name, detector, min_face, threshold); the first row is the app's default.
 SETTINGS = (
-    ("predict default: alt2, full width", "haarcascade_frontalface_alt2.xml", 1280, 1.1, 5),
-    ("live default: alt2, 320 px", "haarcascade_frontalface_alt2.xml", 320, 1.1, 5),
-    ("alt2, 320 px, scale 1.2", "haarcascade_frontalface_alt2.xml", 320, 1.2, 5),
-    ("alt, full width", "haarcascade_frontalface_alt.xml", 1280, 1.1, 5),
-    ("alt, 320 px", "haarcascade_frontalface_alt.xml", 320, 1.1, 5),
-    ("default, full width", "haarcascade_frontalface_default.xml", 1280, 1.1, 5),
-    ("default, 320 px", "haarcascade_frontalface_default.xml", 320, 1.1, 5),
-    ("default, 320 px, minNeighbors 8", "haarcascade_frontalface_default.xml", 320, 1.1, 8),
+    ("centerface, min face 64, threshold 0.1 (default)", "centerface", 64, 0.1),
+    ("centerface, min face 48", "centerface", 48, 0.1),
+    ("centerface, min face 80", "centerface", 80, 0.1),
+    ("centerface, min face 64, threshold 0.05", "centerface", 64, 0.05),
+    ("centerface, min face 64, threshold 0.2", "centerface", 64, 0.2),
+    ("haar alt2, min face 64", "haar", 64, 0.1),
+    ("haar alt2, min face 24 (the former predict default)", "haar", 24, 0.1),
 )
 
 
@@ -80,9 +80,9 @@ def make_frames(faces: np.ndarray, size: int, seed: int = 0) -> tuple[list, list
     return frames, truths
 
 
-def evaluate(detector: FaceDetector, frames: list, truths: list) -> dict:
+def evaluate(detector, frames: list, truths: list) -> dict:
     found = false_pos = total = 0
-    geometry, seconds = [], []
+    seconds = []
     for frame, truth in zip(frames, truths, strict=True):
         # CPU time, not wall time: steadier on a machine shared with other work.
         start = time.process_time()
@@ -90,67 +90,97 @@ def evaluate(detector: FaceDetector, frames: list, truths: list) -> dict:
         seconds.append(time.process_time() - start)
         total += len(truth)
         overlap = iou(truth, boxes)
-        matched = set()
-        for t in range(len(truth)):
-            if overlap.shape[1] and overlap[t].max() >= 0.4:
-                b = int(overlap[t].argmax())
-                matched.add(b)
-                found += 1
-                x, y, w, _ = boxes[b]
-                tx, ty, side, _ = truth[t]
-                dx, dy = tx + side / 2 - (x + w / 2), ty + side / 2 - (y + w / 2)
-                geometry.append((side / w, dx / w, dy / w))
-        false_pos += len(boxes) - len(matched)
+        hits = overlap.max(axis=1) >= 0.4 if overlap.shape[1] else np.zeros(len(truth), bool)
+        found += int(hits.sum())
+        false_pos += len(boxes) - int(hits.sum())
     return {
         "recall": found / total,
         "false_pos_per_frame": false_pos / len(frames),
         "ms_per_frame": 1000 * float(np.mean(seconds)),
-        "geometry": np.array(geometry).reshape(-1, 3),
     }
+
+
+def centerface_geometry(frames: list, truths: list) -> np.ndarray:
+    """FER2013 crop side / CenterFace box height, and the crop centre's offset from the box
+    centre in box heights (x, y), for every face found at the default settings."""
+    saved = detectors.CENTERFACE_FRAMING
+    detectors.CENTERFACE_FRAMING = (1.0, 0.0, 0.0)  # squares of the box height, same centre
+    try:
+        detector = detectors.CenterFace(min_face=PREDICT.min_face, threads=1)
+        rows = []
+        for frame, truth in zip(frames, truths, strict=True):
+            boxes = detector.detect(frame)
+            overlap = iou(truth, boxes)
+            for t in range(len(truth)):
+                if overlap.shape[1] and overlap[t].max() >= 0.4:
+                    x, y, side, _ = boxes[int(overlap[t].argmax())]
+                    tx, ty, true_side, _ = truth[t]
+                    dx = (tx + true_side / 2 - (x + side / 2)) / side
+                    dy = (ty + true_side / 2 - (y + side / 2)) / side
+                    rows.append((true_side / side, dx, dy))
+    finally:
+        detectors.CENTERFACE_FRAMING = saved
+    return np.array(rows)
+
+
+def smallest_face() -> None:
+    """The astronaut's face pasted at small sizes into 320x240 scenes, searched unshrunk."""
+    from skimage import data
+
+    head = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[50:175, 165:290]
+    scenes = [cv2.cvtColor(s, cv2.COLOR_GRAY2BGR) for s in backgrounds()]
+    scenes = [cv2.resize(s, (320, 240), interpolation=cv2.INTER_AREA) for s in scenes]
+    rng = np.random.default_rng(1)
+    print("\n| face side at the detector's input | found, of 20 |\n|---|---|")
+    for side in (16, 20, 24, 28, 32, 40, 48):
+        detector = detectors.CenterFace(min_face=16, threads=1)  # 16 < 32: no shrinking
+        found = 0
+        for k in range(20):
+            x, y = int(rng.integers(0, 320 - side)), int(rng.integers(0, 240 - side))
+            frame = scenes[k % len(scenes)].copy()
+            frame[y : y + side, x : x + side] = cv2.resize(
+                head, (side, side), interpolation=cv2.INTER_AREA
+            )
+            boxes = detector.detect(frame)
+            found += bool(len(boxes)) and iou((x, y, side, side), boxes).max() >= 0.3
+        print(f"| {side} px | {found} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", type=Path, help="the real fer2013.csv (unpacked outside the repo)")
     parser.add_argument("--every", type=int, default=8, help="use every n-th PrivateTest face")
-    parser.add_argument("--threads", type=int, default=1, help="OpenCV threads (default: 1)")
+    parser.add_argument("--smallest", action="store_true", help="also the smallest-face table")
     args = parser.parse_args()
-    cv2.setNumThreads(args.threads)
+    cv2.setNumThreads(1)
 
     faces, _ = load_usage(args.csv)
     faces = faces[:: args.every]
-    print(f"{len(faces)} PrivateTest faces, 3 per {FRAME_W}x{FRAME_H} frame, ", end="")
-    print(f"{args.threads} OpenCV thread(s)")
+    print(f"{len(faces)} PrivateTest faces, 3 per {FRAME_W}x{FRAME_H} frame, one thread")
     scenes = {size: make_frames(faces, size) for size in FACE_SIZES}
 
     header = "| setting | " + " | ".join(f"recall {s} px" for s in FACE_SIZES)
-    print(header + " | false pos./frame | CPU-ms/frame | crop/box side |")
-    print("|---" * (len(FACE_SIZES) + 4) + "|")
-    geometry = None
-    for name, cascade, width, scale, neighbours in SETTINGS:
-        detector = FaceDetector(
-            cascade, detect_width=width, scale_factor=scale, min_neighbors=neighbours
-        )
+    print(header + " | false pos./frame | CPU-ms/frame |")
+    print("|---" * (len(FACE_SIZES) + 3) + "|")
+    for name, kind, min_face, threshold in SETTINGS:
+        detector = detectors.make_detector(kind, min_face=min_face, threshold=threshold, threads=1)
         results = [evaluate(detector, *scenes[size]) for size in FACE_SIZES]
         false_pos = np.mean([r["false_pos_per_frame"] for r in results])
         ms = np.mean([r["ms_per_frame"] for r in results])
         recalls = " | ".join(f"{r['recall']:.1%}" for r in results)
-        ratio = np.median(np.concatenate([r["geometry"] for r in results])[:, 0])
-        print(f"| {name} | {recalls} | {false_pos:.3f} | {ms:.1f} | {ratio:.3f} |", flush=True)
-        if geometry is None:
-            geometry = np.concatenate([r["geometry"] for r in results])
+        print(f"| {name} | {recalls} | {false_pos:.3f} | {ms:.1f} |", flush=True)
 
-    ratio, dx, dy = np.percentile(geometry, [25, 50, 75], axis=0).T
+    # Faces above the default smallest face only (at 64 px, half are cut by min_face).
+    geometry = np.concatenate([centerface_geometry(*scenes[size]) for size in FACE_SIZES[1:]])
+    q = np.percentile(geometry, [25, 50, 75], axis=0)
     print(
-        f"\nFER2013 crop side / detector box side ({name_of(SETTINGS[0])}): median {ratio[1]:.3f} "
-        f"(quartiles {ratio[0]:.3f}-{ratio[2]:.3f}); centre offset / box side: "
-        f"x {dx[1]:+.3f}, y {dy[1]:+.3f}"
+        f"\nCenterFace at the defaults, {FACE_SIZES[1:]} px faces: FER2013 crop side / box "
+        f"height: median {q[1, 0]:.3f} "
+        f"(quartiles {q[0, 0]:.3f}-{q[2, 0]:.3f}); crop centre - box centre, in box heights: "
+        f"x {q[1, 1]:+.3f}, y {q[1, 2]:+.3f} (CENTERFACE_FRAMING is {detectors.CENTERFACE_FRAMING})"
     )
-    print(f"-> crop margin per side that reproduces FER2013's framing: {(ratio[1] - 1) / 2:.3f}")
-
-
-def name_of(setting: tuple) -> str:
-    return setting[0]
+    if args.smallest:
+        smallest_face()
 
 
 if __name__ == "__main__":

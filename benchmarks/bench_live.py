@@ -5,9 +5,14 @@ scikit-image, at three sizes, drifting over a photo background), then runs the l
 it exactly as `ferflow live VIDEO --no-window` does: the file is read at its own frame rate
 like a camera, and frames that arrive while one is being analysed are skipped. Reported:
 frames analysed per second, share of frames skipped, and CPU time per analysed frame; also
-the same loop with `--no-skip` (every frame, as fast as it goes: the ceiling).
+the same loop with `--no-skip` (every frame, as fast as it goes: the ceiling); each with the
+detector on every frame and on every 2nd.
 
-    python benchmarks/bench_live.py --model-dir models/fer2013
+With the real CSV (`--csv`), also the smoothing's effect on a video whose every frame is a
+new scene (three new PrivateTest faces over another photo): accuracy on the faces found and
+false boxes, with no smoothing and the default, the detector on every frame and every 2nd.
+
+    python benchmarks/bench_live.py [--model-dir DIR] [--csv /tmp/fer2013.csv]
     python benchmarks/bench_live.py --build vgg      # untrained build_model("vgg"): speed only
 
 Wall-clock figures depend on what else runs on the machine: the load average is printed
@@ -27,14 +32,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.app.cli import LIVE_DETECT_EVERY
-from pipeline.app.detector import FaceDetector
+from pipeline.app.defaults import LIVE
+from pipeline.app.detector import make_detector
 from pipeline.app.emotion import load_model
 from pipeline.app.live import LiveOptions, run_live
 from pipeline.app.recognizer import Recognizer
+from pipeline.app.tracking import iou
 
 WIDTH, HEIGHT, FPS = 640, 480, 30.0
-FACE_SIDES = (140, 160, 180)  # head crops; the faces inside are about 65-85 px wide
+FACE_SIDES = (150, 175, 200)  # head crops; the faces inside are about 70-95 px wide
 
 
 def write_stream(path: Path, seconds: float) -> Path:
@@ -49,8 +55,8 @@ def write_stream(path: Path, seconds: float) -> Path:
     for i in range(round(seconds * FPS)):
         frame = background.copy()
         for k, h in enumerate(heads):
-            x = k * 213 + 16 + int(15 * np.sin(i / 20 + k))
-            y = 150 + int(30 * np.cos(i / 25 + 2 * k))
+            x = k * 213 + 6 + int(6 * np.sin(i / 20 + k))
+            y = 140 + int(30 * np.cos(i / 25 + 2 * k))
             frame[y : y + h.shape[0], x : x + h.shape[1]] = h
         writer.write(frame)
     writer.release()
@@ -82,16 +88,46 @@ def run_once(video: Path, recognizer: Recognizer, skip: bool) -> dict:
     }
 
 
+def scene_cuts(recognizer: Recognizer, csv: Path, count: int = 100) -> None:
+    """Accuracy on found faces in a video whose every frame is a new scene."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_peer import make_frames
+    from fer2013_csv import load_usage
+
+    crops, labels = load_usage(csv, "PrivateTest")
+    frames, truths, frame_labels = make_frames(crops, labels, count, seed=1)
+    print("\nEvery frame a new scene (three new PrivateTest faces over another photo):")
+    print("| smoothing | detector on every | accuracy on faces found | false boxes |")
+    print("|---|---|---|---|")
+    for smoothing in (0.0, LIVE.smoothing):
+        for every in (1, 2):
+            recognizer.detect_every = every
+            recognizer.start_video(smoothing)
+            found = correct = false = 0
+            for frame, truth, truth_labels in zip(frames, truths, frame_labels, strict=True):
+                faces = recognizer(frame)
+                overlap = iou(truth, np.array([f.box for f in faces]).reshape(-1, 4))
+                hits = overlap.max(axis=1) >= 0.4 if len(faces) else np.zeros(3, bool)
+                for t in np.nonzero(hits)[0]:
+                    face = faces[int(overlap[t].argmax())]
+                    correct += int(np.argmax(face.probabilities) == truth_labels[t])
+                found += int(hits.sum())
+                false += len(faces) - int(hits.sum())
+            recognizer.end_video()
+            print(f"| {smoothing} | {every} frame(s) | {correct / found:.1%} | {false} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model-dir", type=Path, help="exported model (default: the app's)")
     source.add_argument("--build", metavar="NAME", help="export untrained build_model(NAME)")
     parser.add_argument("--seconds", type=float, default=10.0, help="stream length")
-    parser.add_argument("--detect-width", type=int, default=320)
-    parser.add_argument("--scale-factor", type=float, default=1.1)
-    parser.add_argument("--detect-every", type=int, default=LIVE_DETECT_EVERY)
+    parser.add_argument("--precision", default="auto", help="auto, int8 or float")
     parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all)")
+    parser.add_argument("--csv", type=Path, help="real fer2013.csv: also the scene-cut test")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_live.") as tmp:
@@ -99,27 +135,38 @@ def main() -> None:
         if args.build:
             model_dir = export_untrained(args.build, Path(tmp))
         video = write_stream(Path(tmp) / "stream.mp4", args.seconds)
-        model = load_model(model_dir, threads=args.threads)
-        detector = FaceDetector(detect_width=args.detect_width, scale_factor=args.scale_factor)
-        recognizer = Recognizer(model, detector, detect_every=args.detect_every)
+        model = load_model(model_dir, threads=args.threads, precision=args.precision)
+        detector = make_detector(
+            LIVE.detector,
+            min_face=LIVE.min_face,
+            max_size=LIVE.max_size,
+            threshold=LIVE.threshold,
+            threads=args.threads,
+        )
+        recognizer = Recognizer(model, detector)
         print(
             f"model {model.model_path} ({model.model_path.stat().st_size / 1e6:.1f} MB), "
-            f"detect width {args.detect_width}, scale factor {args.scale_factor}, "
-            f"detector on every {args.detect_every} frame(s), "
+            f"live defaults (min face {LIVE.min_face}, detect size {LIVE.max_size}), "
             f"ORT threads {args.threads or os.cpu_count()}, {os.cpu_count()} CPUs"
         )
-        print("| mode | analysed fps | skipped | faces/frame | CPU-ms/frame | load avg |")
-        print("|---|---|---|---|---|---|")
-        for label, skip in (("live (30 fps source)", True), ("every frame (--no-skip)", False)):
-            result = run_once(video, recognizer, skip)
-            print(
-                f"| {label} | {result['fps']:.1f} | {result['skipped']:.0%} | "
-                f"{result['faces']:.2f} | {result['cpu_ms']:.1f} | {os.getloadavg()[0]:.1f} |",
-                flush=True,
-            )
+        print("| mode | detector on every | analysed fps | skipped | faces/frame | "
+              "CPU-ms/frame | load avg |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        for every in (1, 2):
+            recognizer.detect_every = every
+            for label, skip in (("live (30 fps source)", True), ("every frame (--no-skip)", False)):
+                result = run_once(video, recognizer, skip)
+                print(
+                    f"| {label} | {every} frame(s) | {result['fps']:.1f} | "
+                    f"{result['skipped']:.0%} | {result['faces']:.2f} | "
+                    f"{result['cpu_ms']:.1f} | {os.getloadavg()[0]:.1f} |",
+                    flush=True,
+                )
         detect, classify = recognizer.detect_seconds, recognizer.classify_seconds
         share = detect / (detect + classify)
         print(f"time split: detection {share:.0%}, emotion model {1 - share:.0%}")
+        if args.csv:
+            scene_cuts(recognizer, args.csv)
 
 
 if __name__ == "__main__":

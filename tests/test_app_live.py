@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.app import live
 from pipeline.app.cli import main
-from pipeline.app.detector import FaceDetector
+from pipeline.app.detector import make_detector
 from pipeline.app.emotion import load_model
 from pipeline.app.recognizer import Recognizer
 from pipeline.config import REPO_ROOT
@@ -97,7 +97,7 @@ def test_quitting_in_the_window_stops_and_releases_the_source(
     live_open_source = live.open_source
     monkeypatch.setattr(live, "open_source", open_and_remember)
     monkeypatch.setattr(live, "Window", lambda: window)
-    recognizer = Recognizer(load_model(app_model_dir), FaceDetector(detect_width=320))
+    recognizer = Recognizer(load_model(app_model_dir), make_detector(max_size=320))
 
     summary = live.run_live(
         str(face_video), recognizer, live.LiveOptions(window=True, skip=False, status_every=0)

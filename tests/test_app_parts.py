@@ -1,4 +1,6 @@
-"""The app's parts on their own: tracking, cropping, model input preparation, records, defaults."""
+"""The app's parts on their own: cropping, model input preparation, records, model choice.
+
+Tracking: test_app_tracking.py; detection: test_app_detector.py; drawing: test_app_draw.py."""
 
 from __future__ import annotations
 
@@ -9,65 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.app.detector import FaceDetector
-from pipeline.app.emotion import LABELS_FILE, MODEL_FILE, EmotionModel, default_model_files
+from pipeline.app.detector import make_detector
+from pipeline.app.emotion import (
+    INT8_MODEL_FILE,
+    LABELS_FILE,
+    MODEL_FILE,
+    EmotionModel,
+    default_model_files,
+    load_model,
+    model_file,
+)
 from pipeline.app.recognizer import Face, Recognizer, crop
 from pipeline.app.records import frame_records
-from pipeline.app.tracking import Tracker, iou
 from pipeline.config import LABELS, REPO_ROOT, load_params
 from pipeline.model_spec import InputSpec, ModelSpec, write_spec
-
-# ---------------------------------------------------------------------------------------
-# Tracking and smoothing
-# ---------------------------------------------------------------------------------------
-
-
-def test_iou_of_known_boxes():
-    a = np.array([[0, 0, 10, 10]])
-    b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]])
-    np.testing.assert_allclose(iou(a, b), [[1.0, 50 / 150, 0.0]])
-    assert iou(a, np.zeros((0, 4))).shape == (1, 0)
-
-
-def test_tracker_follows_faces_and_averages_their_probabilities():
-    tracker = Tracker(smoothing=0.5)
-    p1, p2 = np.eye(3)[0], np.eye(3)[1]
-    left, right = [0, 0, 10, 10], [50, 0, 10, 10]
-
-    ids, probs = tracker.update(np.array([left, right]), np.array([p1, p2]))
-    assert ids == [0, 1]
-    np.testing.assert_allclose(probs, [p1, p2])  # a new track starts at its first frame
-
-    # Next frame: both moved a little, and their raw probabilities swapped.
-    ids, probs = tracker.update(np.array([[2, 0, 10, 10], [52, 0, 10, 10]]), np.array([p2, p1]))
-    assert ids == [0, 1]
-    np.testing.assert_allclose(probs, [[0.5, 0.5, 0], [0.5, 0.5, 0]])
-
-
-def test_tracker_starts_new_tracks_and_forgets_lost_ones():
-    tracker = Tracker(smoothing=0.9, max_missed=2)
-    p = np.full((1, 7), 1 / 7)
-    assert tracker.update(np.array([[0, 0, 10, 10]]), p)[0] == [0]
-    assert tracker.update(np.array([[100, 100, 10, 10]]), p)[0] == [1]  # no overlap: new face
-    for _ in range(2):
-        tracker.update(np.zeros((0, 4)), np.zeros((0, 7)))
-    assert [t.id for t in tracker.tracks] == [1]  # track 0 missed 3 frames in a row: gone
-    assert tracker.update(np.array([[101, 100, 10, 10]]), p)[0] == [1]
-
-
-def test_tracker_with_zero_smoothing_passes_probabilities_through():
-    tracker = Tracker(smoothing=0.0)
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-        raw = rng.dirichlet(np.ones(7), size=1)
-        _, probs = tracker.update(np.array([[0, 0, 10, 10]]), raw)
-        np.testing.assert_allclose(probs, raw, rtol=1e-6)
-
-
-def test_smoothing_must_be_a_fraction():
-    with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\)"):
-        Tracker(smoothing=1.0)
-
 
 # ---------------------------------------------------------------------------------------
 # Cropping and model input
@@ -141,9 +98,9 @@ def test_all_faces_of_a_frame_go_through_the_model_in_one_batch(app_model_dir, a
     model.predict = lambda batch: batches.append(len(batch)) or real_predict(batch)
     frame = np.concatenate([astronaut_bgr, astronaut_bgr, astronaut_bgr], axis=1)
 
-    faces = Recognizer(model, FaceDetector(detect_width=1536))(frame)
+    faces = Recognizer(model, make_detector(max_size=1536))(frame)
 
-    assert len(faces) >= 3
+    assert len(faces) == 3
     assert batches == [len(faces)]
     assert [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)  # left to right
 
@@ -171,15 +128,37 @@ def test_model_file_names_are_the_export_stages():
 def test_default_model_is_the_shipped_one_when_present(tmp_path, monkeypatch, app_model_dir):
     import pipeline.app.emotion as emotion
 
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr(emotion, "shipped_model_dir", lambda: None)
     monkeypatch.setattr(emotion, "repo_path", lambda p: tmp_path / p)
     paths = {"onnx": "out/e.onnx", "labels": "out/l.json"}
     monkeypatch.setattr(emotion, "load_params", lambda: {"paths": paths})
     assert default_model_files() == (tmp_path / "out/e.onnx", tmp_path / "out/l.json")
 
-    shipped = tmp_path / "models" / "fer2013"
-    shipped.mkdir(parents=True)
-    shutil.copy(app_model_dir / MODEL_FILE, shipped / MODEL_FILE)
+    monkeypatch.setattr(emotion, "shipped_model_dir", lambda: shipped)
     assert default_model_files() == (shipped / MODEL_FILE, shipped / LABELS_FILE)
+
+
+def test_installed_shipped_model_is_the_repositorys_folder():
+    """The editable install maps models/fer2013 onto the package pipeline.shipped_model."""
+    from pipeline.app.emotion import shipped_model_dir
+
+    assert shipped_model_dir() == REPO_ROOT / "models" / "fer2013"
+
+
+def test_int8_file_is_preferred_where_the_folder_has_one(tmp_path, app_model_dir):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in (MODEL_FILE, LABELS_FILE):
+        shutil.copy(app_model_dir / name, folder / name)
+    assert model_file(folder) == folder / MODEL_FILE  # no int8 file: the float one
+
+    shutil.copy(app_model_dir / MODEL_FILE, folder / INT8_MODEL_FILE)
+    assert model_file(folder) == folder / INT8_MODEL_FILE
+    assert model_file(folder, "float") == folder / MODEL_FILE
+    assert load_model(folder).model_path == folder / INT8_MODEL_FILE
+    assert load_model(folder, precision="float").model_path == folder / MODEL_FILE
 
 
 def test_report_subcommand_is_handed_to_the_report_cli(capsys):

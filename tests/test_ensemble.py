@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.data.shards import load_split
-from pipeline.evaluation.evaluate import predict_proba, run_evaluation
+from pipeline.evaluation.evaluate import run_evaluation
+from pipeline.evaluation.predictors import keras_predictor
 from pipeline.training.ensemble import member_params, train_members
 from pipeline.training.saving import load_net
 
@@ -36,7 +37,7 @@ def test_member_overrides_merge_into_model_and_train(tiny_params):
     )
     first = member_params(params, 1)
     assert first["train"]["seed"] == 7
-    assert first["train"]["augment"] == {"flip": True, "erasing": 0.5}
+    assert first["train"]["augment"] == tiny_params["train"]["augment"] | {"erasing": 0.5}
     assert first["train"]["lr"] == tiny_params["train"]["lr"]
     assert first["model"] == tiny_params["model"]
     # Another architecture takes none of the main network's parameters.
@@ -92,7 +93,7 @@ def test_members_are_trained_published_and_scored_with_the_network(
     assert set(metrics) == {"test", "test_tta", "test_ensemble", "test_ensemble_tta"}
     images, labels = load_split(tiny_prepared, "test")
     nets = [load_net(main), *(load_net(out / m["file"]) for m in members)]
-    probs = [predict_proba(net, images) for net in nets]
+    probs = [keras_predictor(net)(images) for net in nets]
     assert not np.allclose(probs[0], probs[1]), "members must differ from the main network"
     accuracy = float((np.mean(probs, axis=0).argmax(1) == labels).mean())
     assert metrics["test_ensemble"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)

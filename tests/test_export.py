@@ -209,7 +209,7 @@ def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
 
     spec = read_spec(models / "labels.json")
     assert (spec.input.scale, spec.input.offset, spec.input.layout) == (1.0, 0.0, "NHWC")
-    assert spec.extra == {"model": "ferflow-vgg-synthetic"}
+    assert spec.extra == {"model": "ferflow-vgg-synthetic", "weights": "float32"}
 
     net = load_net(root / "model.keras")
     images = faces()

@@ -13,13 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.app.errors import AppError
 
+if TYPE_CHECKING:
+    from pipeline.app.defaults import AppDefaults
+
 PROG = "ferflow"
-#: `live` runs the detector on every 2nd frame: it is half of the work per frame
-#: (`benchmarks/bench_live.py`), and faces move a few pixels between two frames at 30 fps.
-LIVE_DETECT_EVERY = 2
 
 
 def _fraction(text: str) -> float:
@@ -49,19 +50,25 @@ def _pixel_count(text: str) -> int:
     return int(value)
 
 
-def _model_options(
-    parser: argparse.ArgumentParser, *, detect_width: int, detect_every: int
-) -> None:
-    from pipeline.app.detector import DEFAULT_CASCADE
+def _model_options(parser: argparse.ArgumentParser, defaults: AppDefaults) -> None:
+    from pipeline.app.detector import DEFAULT_CASCADE, DETECTORS
+    from pipeline.app.emotion import PRECISIONS
     from pipeline.app.recognizer import DEFAULT_MARGIN
 
-    group = parser.add_argument_group("model and detector")
+    group = parser.add_argument_group("model")
     group.add_argument(
         "--model-dir",
         type=Path,
         metavar="DIR",
-        help="folder holding emotion.onnx and labels.json (default: models/fer2013 if it "
-        "holds a model, else the export stage's folder, models/)",
+        help="folder holding emotion.onnx (and optionally emotion.int8.onnx) and labels.json "
+        "(default: the model shipped with ferflow, else the export stage's folder, models/)",
+    )
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=PRECISIONS[0],
+        help="which file of the model folder to run: int8 (emotion.int8.onnx), float "
+        "(emotion.onnx), or auto: int8 where the folder has it, else float (default: auto)",
     )
     group.add_argument(
         "--model", type=Path, metavar="FILE", help="the ONNX file (overrides --model-dir)"
@@ -73,56 +80,74 @@ def _model_options(
         "--threads",
         type=_positive_int,
         metavar="N",
-        help="ONNX Runtime threads (default: one per core)",
-    )
-    group.add_argument(
-        "--cascade",
-        default=DEFAULT_CASCADE,
-        metavar="NAME",
-        help="OpenCV Haar cascade: a file name in cv2.data.haarcascades or a path "
-        f"(default: {DEFAULT_CASCADE})",
-    )
-    group.add_argument(
-        "--detect-width",
-        type=_positive_int,
-        default=detect_width,
-        metavar="PIXELS",
-        help="frames are scaled down to this width for face detection; smaller is faster but "
-        f"misses small faces (default: {detect_width})",
-    )
-    group.add_argument(
-        "--detect-every",
-        type=_positive_int,
-        default=detect_every,
-        metavar="N",
-        help="in videos, run the face detector on every N-th frame only; the frames between "
-        f"reuse its boxes (default: {detect_every})",
-    )
-    group.add_argument(
-        "--min-face",
-        type=int,
-        default=0,
-        metavar="PIXELS",
-        help="ignore faces smaller than this, in frame pixels (default: 0, the detector's limit)",
+        help="ONNX Runtime threads for each network (default: one per core)",
     )
     group.add_argument(
         "--margin",
         type=_fraction,
         default=DEFAULT_MARGIN,
         metavar="F",
-        help="margin added on each side of a face box before cropping, as a fraction of its "
-        f"side (default: {DEFAULT_MARGIN}, FER2013's framing)",
+        help="extra margin on each side of a face box before cropping, as a fraction of its "
+        f"side (default: {DEFAULT_MARGIN}: boxes already have FER2013's framing)",
+    )
+
+    group = parser.add_argument_group("face detection")
+    group.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=defaults.detector,
+        help=f"centerface (the CenterFace network) or haar (OpenCV's Haar cascade; weaker) "
+        f"(default: {defaults.detector})",
+    )
+    group.add_argument(
+        "--min-face",
+        type=_positive_int,
+        default=defaults.min_face,
+        metavar="PIXELS",
+        help="smallest face to look for, in frame pixels; frames are shrunk for detection as "
+        "far as this allows, so smaller is slower (default: %(default)s)",
+    )
+    group.add_argument(
+        "--detect-size",
+        type=_positive_int,
+        default=defaults.max_size,
+        metavar="PIXELS",
+        help="the detector's input is at most this long on its longer side, which caps its "
+        "cost on large frames (default: %(default)s)",
+    )
+    group.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=defaults.threshold,
+        metavar="F",
+        help="CenterFace score a face needs; lower finds more faces and more false ones "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--cascade",
+        default=DEFAULT_CASCADE,
+        metavar="NAME",
+        help="with --detector haar: a cascade file name in cv2.data.haarcascades or a path "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--detect-every",
+        type=_positive_int,
+        default=defaults.detect_every,
+        metavar="N",
+        help="in videos, run the face detector on every N-th frame only; the frames between "
+        "reuse its boxes, except after a scene cut (default: %(default)s)",
     )
 
 
-def _smoothing_option(parser: argparse.ArgumentParser) -> None:
+def _smoothing_option(parser: argparse.ArgumentParser, defaults: AppDefaults) -> None:
     parser.add_argument(
         "--smoothing",
         type=_fraction,
-        default=0.6,
+        default=defaults.smoothing,
         metavar="S",
         help="weight of a tracked face's past probabilities in video (exponential moving "
-        "average; 0 = none, default: 0.6)",
+        "average along one face, reset at scene cuts; 0 = none, default: %(default)s)",
     )
 
 
@@ -135,11 +160,21 @@ def _version() -> str:
         return "(not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, reading the installed metadata only when asked (importlib.metadata costs
+    0.15 s of start-up, which every `ferflow` command would otherwise pay)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.exit(message=f"{parser.prog} {_version()}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.app.defaults import LIVE, PREDICT
+
     parser = argparse.ArgumentParser(
         prog=PROG, description="Facial emotion recognition with an exported ferflow model."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = commands.add_parser(
@@ -176,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars and no summary"
     )
-    _smoothing_option(predict)
-    _model_options(predict, detect_width=1280, detect_every=1)
+    _smoothing_option(predict, PREDICT)
+    _model_options(predict, PREDICT)
 
     live = commands.add_parser(
         "live",
@@ -212,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-frames", type=_positive_int, metavar="N", help="stop after analysing N frames"
     )
     live.add_argument("-q", "--quiet", action="store_true", help="no fps lines and no summary")
-    _smoothing_option(live)
-    _model_options(live, detect_width=320, detect_every=LIVE_DETECT_EVERY)
+    _smoothing_option(live, LIVE)
+    _model_options(live, LIVE)
 
     commands.add_parser(
         "report",
@@ -234,12 +269,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _recognizer(args: argparse.Namespace):  # -> Recognizer, imported lazily with its deps
-    from pipeline.app.detector import FaceDetector
+    from pipeline.app.detector import make_detector
     from pipeline.app.emotion import load_model
     from pipeline.app.recognizer import Recognizer
 
-    detector = FaceDetector(args.cascade, detect_width=args.detect_width, min_face=args.min_face)
-    model = load_model(args.model_dir, args.model, args.labels, threads=args.threads)
+    model = load_model(
+        args.model_dir, args.model, args.labels, threads=args.threads, precision=args.precision
+    )
+    detector = make_detector(
+        args.detector,
+        min_face=args.min_face,
+        max_size=args.detect_size,
+        threshold=args.threshold,
+        threads=args.threads,
+        cascade=args.cascade,
+    )
     return Recognizer(model, detector, margin=args.margin, detect_every=args.detect_every)
 
 
