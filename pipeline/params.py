@@ -289,7 +289,8 @@ def stage_view(params: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def _dump(params: Params) -> dict[str, Any]:
-    return params.model_dump(by_alias=True)
+    # Every key is required, so "unset" only drops the sections an ensemble member leaves out.
+    return params.model_dump(by_alias=True, exclude_unset=True)
 
 
 def _kind(value: Any) -> str:

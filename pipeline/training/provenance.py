@@ -73,6 +73,14 @@ def write_run_record(
     return full
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies under it (shorter messages)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def check_outputs(
     model_params: dict[str, Any],
     train_params: dict[str, Any],
@@ -84,19 +92,20 @@ def check_outputs(
 
     Raises OutputsMismatch naming the file and the first thing that differs.
     """
-    record_path = Path(log_dir) / RUN_FILE
+    record_path, model_path = Path(log_dir) / RUN_FILE, Path(model_path)
+    shown_record, shown_model = _shown(record_path), _shown(model_path)
     if not record_path.is_file():
         raise OutputsMismatch(
-            f"{record_path}: no run record; bring back the whole training log folder "
+            f"{shown_record}: no run record; bring back the whole training log folder "
             f"({Path(log_dir).name}/) together with the model"
         )
     record = json.loads(record_path.read_text(encoding="utf-8"))
     if not Path(model_path).is_file():
-        raise OutputsMismatch(f"{model_path}: model not found; bring it back from the run")
+        raise OutputsMismatch(f"{shown_model}: model not found; bring it back from the run")
     if record.get("data_sha256") != data_sha256:
         ran = str(record.get("data_sha256"))[:12]
         raise OutputsMismatch(
-            f"{record_path}: the run trained on data sha256 {ran}..., the local prepared "
+            f"{shown_record}: the run trained on data sha256 {ran}..., the local prepared "
             f"shards hash to {data_sha256[:12]}...; train on the shards this pipeline prepared"
         )
     for section, local in (("model", model_params), ("train", train_params)):
@@ -104,12 +113,12 @@ def check_outputs(
         for key in sorted(set(ran) | set(local)):
             if ran.get(key) != local.get(key):
                 raise OutputsMismatch(
-                    f"{record_path}: the run used {section}.{key}={ran.get(key)!r}, the params "
+                    f"{shown_record}: the run used {section}.{key}={ran.get(key)!r}, the params "
                     f"say {local.get(key)!r}; run it with the same parameter file"
                 )
     if record.get("model_sha256") != file_sha256(model_path):
         raise OutputsMismatch(
-            f"{model_path}: not the model file that run wrote (sha256 differs from "
-            f"{record_path.name}); bring back the run's own model"
+            f"{shown_model}: not the model file that run wrote (sha256 differs from "
+            f"{RUN_FILE}); bring back the run's own model"
         )
     return record
