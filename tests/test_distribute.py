@@ -41,7 +41,8 @@ facts["describe"] = plan.describe(8, 0.01)
 facts["shard"] = len(plan.shard(np.arange(67))[0])
 
 train = {"seed": 0, "epochs": 2, "batch_size": 8, "optimizer": "sgd", "lr": 0.01,
-         "schedule": "constant", "augment": {"flip": True}, "distribute": "on"}
+         "schedule": "constant", "distribute": "on",
+         "augment": {"flip": True, "rotation": 5, "zoom": 0.05, "shift": 0.05, "erasing": 0.5}}
 net = make_net({"name": "vgg", "widths": [8, 16], "convs_per_block": 1, "dense": [16]}, train)
 before = [w.copy() for w in net.get_weights()]
 rng = np.random.default_rng(0)
@@ -58,6 +59,7 @@ class Probe(keras.callbacks.Callback):
         else:  # TF MirroredVariable: one value per device
             facts["copies"] = len(getattr(value, "values", [value]))
         facts["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        facts["jit"] = self.model.jit_compile  # every augmentation on: still compiled?
 
 
 history = fit(net, (faces, labels), (faces[:33], labels[:33]), train, callbacks=[Probe()],
@@ -109,6 +111,8 @@ def test_recipe_trains_on_two_devices(backend: str) -> None:
     assert facts["shard"] == 66, "a multiple of the device count"
     assert facts["copies"] == 2, "fit must train the model replicated over both devices"
     assert facts["lr"] == pytest.approx(0.02), "lr 0.01 per device x 2 devices (linear)"
+    # XLA with every augmentation on, on JAX; TensorFlow turns it off under op determinism.
+    assert facts["jit"] is (backend == "jax")
     assert facts["epochs"] == 2
     assert facts["net_changed"], "the trained weights must end up in `net`"
     assert facts["predict_shape"] == [3, 7]
