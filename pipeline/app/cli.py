@@ -1,4 +1,4 @@
-"""The `ferflow` command: `predict`, `live`, and `report` (handed to pipeline.report.cli).
+"""The `ferflow` command: `predict`, `live`, `serve`, and `report` (handed to pipeline.report.cli).
 
 Errors the user can fix (a missing file, a bad model, no camera) print one line,
 `ferflow: error: ...`, and exit with status 1; usage errors exit with 2 (argparse).
@@ -191,6 +191,41 @@ def build_parser() -> argparse.ArgumentParser:
     _smoothing_option(live)
     _model_options(live, detect_width=320, detect_every=LIVE_DETECT_EVERY)
 
+    serve = commands.add_parser(
+        "serve",
+        help="a web page (camera, photos) and an HTTP API for the model",
+        description="Serve the page at / (your camera's faces and emotions live, or a dropped "
+        "photo), the API under /api (docs at /docs) and the camera stream at /ws. Listens on "
+        "this machine only unless --host says otherwise.",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 opens it to the network (no authentication!) "
+        "(default: 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="largest photo or frame accepted, in encoded bytes (default: 20)",
+    )
+    serve.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=50.0,
+        metavar="MP",
+        help="largest image accepted, read from its header before decoding (default: 50)",
+    )
+    _smoothing_option(serve)
+    # Photos are searched at predict's width; the page sends 320-pixel-wide camera frames,
+    # which the detector then searches as `live` does, and the stream reuses boxes like live.
+    _model_options(serve, detect_width=1280, detect_every=LIVE_DETECT_EVERY)
+
     commands.add_parser(
         "report",
         help="pull-request report: metrics, params and plots diff as Markdown",
@@ -199,13 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _recognizer(args: argparse.Namespace):  # -> Recognizer, imported lazily with its deps
+def _recognizer(args: argparse.Namespace, model=None):  # -> Recognizer, imported lazily
+    """A recognizer as the options say; `model` (an EmotionModel) is shared instead of loaded."""
     from pipeline.app.detector import FaceDetector
     from pipeline.app.emotion import load_model
     from pipeline.app.recognizer import Recognizer
 
     detector = FaceDetector(args.cascade, detect_width=args.detect_width, min_face=args.min_face)
-    model = load_model(args.model_dir, args.model, args.labels, threads=args.threads)
+    if model is None:
+        model = load_model(args.model_dir, args.model, args.labels, threads=args.threads)
     return Recognizer(model, detector, margin=args.margin, detect_every=args.detect_every)
 
 
@@ -245,6 +282,18 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pipeline.serve.server import ServeOptions, run_server
+    from pipeline.serve.uploads import Limits
+
+    first = _recognizer(args)
+    limits = Limits(round(args.max_upload_mb * 1024 * 1024), round(args.max_megapixels * 1e6))
+    options = ServeOptions(args.host, args.port, args.smoothing, limits=limits)
+    # One model for all; each client's stream and each worker get their own detector.
+    run_server(first, lambda: _recognizer(args, first.model), options)
+    return 0
+
+
 def _report(argv: Sequence[str]) -> int:
     try:
         report_cli = importlib.import_module("pipeline.report.cli")
@@ -264,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.app.media import quiet_opencv
 
         quiet_opencv()
-        return _predict(args) if args.command == "predict" else _live(args)
+        commands = {"predict": _predict, "live": _live, "serve": _serve}
+        return commands[args.command](args)
     except AppError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
