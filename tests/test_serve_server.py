@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import cv2
@@ -13,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from pipeline.app import cli
+from pipeline.config import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +88,20 @@ def test_a_busy_port_is_a_one_line_error(app_model_dir, capsys):
     assert code == 1
     assert err.startswith(f"ferflow: error: cannot listen on 127.0.0.1:{port} (")
     assert err.count("\n") == 1
+
+
+def test_the_python_client_in_the_docs_works(server, frame, tmp_path):
+    text = (REPO_ROOT / "docs" / "serve.md").read_text(encoding="utf-8")
+    block = text.split("A client in Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "face.jpg").write_bytes(frame)
+    code = block.replace("ws://127.0.0.1:8000", ws_url(server).removesuffix("/ws"))
+    assert code != block  # the docs still use the address replaced here
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [(frame, track) for frame, track, _, _ in lines] == [
+        ("0", "0"), ("0", "1"), ("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")
+    ]  # fmt: skip

@@ -8,6 +8,7 @@ load their scripts from ferflow's own server too (the `fastapi-offline` package 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,7 +76,7 @@ def create_app(engine: Engine) -> FastAPI:
         """Records in `ferflow predict`'s format: one per face, or one with `faces: 0`."""
         # The file is spooled by now; read no more than the limit allows.
         data = await image.read(limit + 1)
-        name = image.filename or "upload"
+        name = (image.filename or "upload")[:200]
         try:
             analysis = await engine.predict(data, name)
         except ImageRejected as e:
@@ -155,9 +156,14 @@ def page_html(labels: tuple[str, ...]) -> str:
     rules = []
     for label in labels:
         b, g, r = COLORS.get(label, FALLBACK_COLOR)
-        rules.append(f".label-{label} {{ --c: rgb({r} {g} {b}); }}")
+        rules.append(f".label-{css_name(label)} {{ --c: rgb({r} {g} {b}); }}")
     style = "<style>\n" + "\n".join(rules) + "\n</style>"
     return (STATIC / "index.html").read_text(encoding="utf-8").replace("<!--label-colors-->", style)
+
+
+def css_name(label: str) -> str:
+    """A label as a CSS class name, spelt as the page spells it (`labelClass` in app.js)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", label)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

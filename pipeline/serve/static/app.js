@@ -172,8 +172,9 @@ function tick() {
 
 // ---- drawing ------------------------------------------------------------------------------
 
+// As css_name() in app.py spells it, so the colours the server sends apply.
 function labelClass(label) {
-  return `label-${label}`;
+  return `label-${label.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 }
 
 // Boxes over the media element (the video or the photo) and one card of bars per face.
