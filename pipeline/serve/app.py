@@ -7,7 +7,6 @@ load their scripts from ferflow's own server too (the `fastapi-offline` package 
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +32,6 @@ from pipeline.serve.uploads import FORMATS, ImageRejected
 STATIC = Path(__file__).parent / "static"
 #: Room for the multipart framing around the file itself, within the upload limit.
 MULTIPART_SLACK = 64 * 1024
-log = logging.getLogger("ferflow.serve")
 
 _ERRORS = {status: {"model": Error} for status in (400, 413, 415, 422)}
 
@@ -114,7 +112,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        # Starlette re-raises it after this answer, so uvicorn logs the traceback.
         return JSONResponse({"error": "internal error (see the server's log)"}, 500)
 
     return app

@@ -6,9 +6,10 @@
 // about this anyway (as `ferflow live` does), and small JPEGs cost little to send and decode.
 const FRAME_WIDTH = 320;
 const JPEG_QUALITY = 0.85;
-// One frame analysed, one waiting: the server keeps only the newest waiting frame, so more in
-// flight would only add traffic, never speed.
-const MAX_IN_FLIGHT = 2;
+// Frames go out at the camera's pace whatever the server's speed: it analyses the newest one
+// each time it is free and drops the rest, so an answer is never more than one frame older
+// than the analysis itself. Only a full send buffer (a slow network) holds frames back.
+const SEND_FPS = 30;
 const RETRY_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,7 @@ const state = {
   answered: -1, // highest frame index answered (analysed or dropped before it)
   sent: new Map(), // frame index -> JPEG blob, until answered
   encoding: false, // a frame is being encoded to JPEG
+  lastSent: 0, // when the last frame went out (performance.now())
   analysed: null, // {frame, blob, result}: the frame whose faces are on screen
   times: [], // arrival times of recent results, for frames/s
 };
@@ -136,11 +138,13 @@ function onAnswer(message) {
 
 function sendFrame() {
   const ws = state.ws;
-  const inFlight = state.next - state.answered - 1;
+  const now = performance.now();
   if (state.mode !== "camera" || state.camera !== "on" || ws?.readyState !== WebSocket.OPEN ||
-      state.encoding || inFlight >= MAX_IN_FLIGHT || video.videoWidth === 0) {
+      state.encoding || ws.bufferedAmount > 0 || now - state.lastSent < 1000 / SEND_FPS ||
+      video.videoWidth === 0) {
     return;
   }
+  state.lastSent = now;
   const canvas = sendFrame.canvas ?? (sendFrame.canvas = document.createElement("canvas"));
   const scale = Math.min(1, FRAME_WIDTH / video.videoWidth);
   canvas.width = Math.round(video.videoWidth * scale);
