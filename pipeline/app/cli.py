@@ -35,6 +35,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def _model_options(
     parser: argparse.ArgumentParser, *, detect_width: int, detect_every: int
 ) -> None:
@@ -209,14 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-upload-mb",
-        type=float,
+        type=_positive_number,
         default=20.0,
         metavar="MB",
         help="largest photo or frame accepted, in encoded bytes (default: 20)",
     )
     serve.add_argument(
         "--max-megapixels",
-        type=float,
+        type=_positive_number,
         default=50.0,
         metavar="MP",
         help="largest image accepted, read from its header before decoding (default: 50)",

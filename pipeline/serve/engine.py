@@ -37,7 +37,7 @@ class Analysis:
 
 
 class Engine:
-    """Analyses photos (stateless) and streams (tracked, smoothed) on a pool of threads.
+    """Analyses photos (stateless) and streams (tracked, smoothed) on worker threads.
 
     `first` is a ready recognizer; `new_recognizer()` makes more that share its model.
     """
@@ -61,21 +61,19 @@ class Engine:
         self._stills.put(first)
         for _ in range(self.workers - 1):
             self._stills.put(new_recognizer())
-        # More threads than workers would only make analyses queue inside ONNX Runtime and
-        # OpenCV; with exactly `workers`, each has a photo recognizer free when it runs.
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ferflow-analyse")
+        # Photos and streams have a pool each, one thread per core: a flood of uploads then
+        # shares the cores with the streams (the OS splits them between the threads) instead
+        # of queueing every camera frame behind it. Each photo thread finds a recognizer free.
+        self.photo_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ferflow-photo")
+        self.stream_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ferflow-stream")
         self.started = time.time()
         self.photos = 0
         self.frames = 0
         self.streams = 0
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` on a worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def predict(self, data: bytes, name: str) -> Analysis:
         """An uploaded photo's records (ImageRejected if it is too big or not an image)."""
-        analysis = await self.run(self._predict, data, name)
+        analysis = await _run(self.photo_pool, self._predict, data, name)
         self.photos += 1
         return analysis
 
@@ -90,12 +88,13 @@ class Engine:
         return _analysis(image, name, 0, None, faces, self.labels, start)
 
     async def open_stream(self) -> Stream:
-        recognizer = await self.run(self._new_recognizer)
+        recognizer = await _run(self.stream_pool, self._new_recognizer)
         recognizer.start_video(self.smoothing)
         return Stream(self, recognizer)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for pool in (self.photo_pool, self.stream_pool):
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Stream:
@@ -109,7 +108,8 @@ class Stream:
     async def analyse(self, data: bytes, frame: int, received: float) -> Analysis:
         """Frame number `frame` (counted from 0, dropped ones included), received at
         `received` (perf_counter seconds); ImageRejected if it is not an image."""
-        analysis = await self.engine.run(self._analyse, data, frame, received - self.opened)
+        seconds = received - self.opened
+        analysis = await _run(self.engine.stream_pool, self._analyse, data, frame, seconds)
         self.engine.frames += 1
         return analysis
 
@@ -119,6 +119,11 @@ class Stream:
         faces = self.recognizer(image)
         labels = self.engine.labels
         return _analysis(image, "stream", frame, seconds, faces, labels, start)
+
+
+async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on one of the pool's threads, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
 def _analysis(

@@ -2,8 +2,8 @@
 // probabilities it answers are drawn over the video; a dropped photo goes to POST /api/predict.
 // The server owns the model; this page only captures and draws.
 
-// Frames are sent this wide: the server's face detector would scale bigger frames down to
-// about this anyway (as `ferflow live` does), and small JPEGs cost little to send and decode.
+// Frames are sent this wide: the width `ferflow live` searches for faces, which keeps the
+// detector cheap (its cost grows with the pixels) and the JPEGs small to send and decode.
 const FRAME_WIDTH = 320;
 const JPEG_QUALITY = 0.85;
 // Frames go out at the camera's pace whatever the server's speed: it analyses the newest one
@@ -52,8 +52,9 @@ async function loadModel() {
       const model = await response.json();
       state.labels = model.labels;
       const acc = model.accuracy;
+      const on = [acc?.images, acc?.split].filter((x) => x !== null && x !== undefined).join(" ");
       $("model").textContent = acc
-        ? `${model.name}: ${percent(acc.value)} accuracy on ${acc.images ?? "?"} ${acc.split ?? ""} faces (${acc.source})`
+        ? `${model.name}: ${percent(acc.value)} accuracy${on ? ` on ${on} faces` : ""} (${acc.source})`
         : `${model.name} (no recorded accuracy)`;
       return;
     } catch {
