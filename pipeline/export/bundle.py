@@ -77,7 +77,6 @@ def export_bundle(
             run = read_json(repo_path(settings["trained_by"])) or {}
             float_onnx, parity, count = model_path, None, 0
             network = run.get("params", {}).get("model", params["model"])["name"]
-            write_spec(staged["labels"], spec)
         else:
             run = read_json(Path(train_log) / RUN_FILE)
             float_onnx = staged["onnx"]
@@ -87,6 +86,8 @@ def export_bundle(
         int8 = _export_int8(
             float_onnx, staged["int8"], prepared_dir, test_images, test_labels, settings, spec
         )
+        summary = read_json(Path(eval_dir) / "summary.json") or {}
+        write_spec(staged["labels"], _with_accuracy(spec, params, summary.get("test"), int8))
         record = {"int8": {k: int8[k] for k in ("accuracy", "agreement")}}
         write_json(staged["export_record"], record)
 
@@ -116,6 +117,29 @@ def export_bundle(
     return record
 
 
+def _with_accuracy(
+    spec: ModelSpec, params: dict[str, Any], test: dict[str, Any] | None, int8: dict[str, Any]
+) -> ModelSpec:
+    """`spec` with each model file's recorded test accuracy, for whoever runs the files."""
+    paths = params["paths"]
+    accuracy = {
+        Path(paths["int8"]).name: {
+            "value": int8["accuracy"],
+            "split": "test",
+            "images": int8["test_images"],
+            "source": paths["export_record"],
+        }
+    }
+    if test:
+        accuracy[Path(paths["onnx"]).name] = {
+            "value": test["accuracy"],
+            "split": "test",
+            "images": test["n"],
+            "source": paths["metrics"],
+        }
+    return ModelSpec(extra={**spec.extra, "accuracy": accuracy})
+
+
 def _float_what(settings: dict[str, Any], adopt: bool) -> str:
     weights = "float16 weights, float32 input/output" if settings["float16"] else "float32"
     return f"ONNX model ({weights}{'; trained elsewhere, scored here' if adopt else ''})"
@@ -129,7 +153,7 @@ def _export_keras(
     settings: dict[str, Any],
     spec: ModelSpec,
 ) -> tuple[dict[str, Any], str, int]:
-    """Float ONNX + parity check + labels.json + the tutorial's formats; (parity, name, params)."""
+    """Float ONNX + parity check + the tutorial's formats; (parity, name, parameter count)."""
     from pipeline.export.keras_formats import write_keras_formats
     from pipeline.export.onnx_export import export_onnx
     from pipeline.export.parity import check_parity
@@ -146,7 +170,6 @@ def _export_keras(
         f"export: parity on {parity['images']} test faces, every class agrees, max "
         f"probability difference {parity['max_abs_diff']:.1e} (allowed {atol:.0e})"
     )
-    write_spec(staged["labels"], spec)
     write_keras_formats(net, staged["model_json"], staged["model_weights"])
     return parity, net.name, net.count_params()
 
