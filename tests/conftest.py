@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,33 @@ def shipped_model_server():
     server = ServerProcess("--model-dir", "models/fer2013")
     yield server
     server.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# Browser tests (offline plots page, `ferflow serve`): Debian's Chromium, driven by
+# Playwright, which never downloads a browser of its own.
+# ---------------------------------------------------------------------------------------
+
+#: Where Chromium lives on Debian (.ci/run installs it), Ubuntu and GitHub's runners (Chrome);
+#: FERFLOW_CHROMIUM names another build.
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+#: Headless as root, no GPU, and none of the background traffic a closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium() -> str:
+    """The Chromium executable the browser tests drive; fails (never skips) without one."""
+    for path in (os.environ.get("FERFLOW_CHROMIUM"), *CHROMIUM_PATHS):
+        if path and Path(path).is_file():
+            return path
+    pytest.fail(
+        "no Chromium found for the browser tests: `apt-get install chromium` (Debian/Ubuntu; "
+        ".ci/run does it) or set FERFLOW_CHROMIUM to a Chromium or Chrome executable"
+    )

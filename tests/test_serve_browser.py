@@ -18,12 +18,10 @@ import cv2
 import httpx2 as httpx
 import numpy as np
 import pytest
-from conftest import ServerProcess, camera_frame
+from conftest import CHROMIUM_ARGS, ServerProcess, camera_frame, chromium
 
 pytestmark = pytest.mark.slow
 
-#: Where Debian's chromium lives; FERFLOW_CHROMIUM names another Chromium build.
-CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 WAIT_MS = 30_000
 
 SHOWN = """async () => {
@@ -38,16 +36,6 @@ SHOWN = """async () => {
   const boxes = [...document.querySelectorAll(".box")].map((box) => box.textContent);
   return { frame: document.body.dataset.frame, faces, boxes, analysed: await analysed };
 }"""
-
-
-def chromium() -> str:
-    for path in (os.environ.get("FERFLOW_CHROMIUM"), *CHROMIUM_PATHS):
-        if path and Path(path).is_file():
-            return path
-    pytest.fail(
-        "no Chromium found for the browser tests: `apt-get install chromium` (Debian/Ubuntu; "
-        ".ci/run does it) or set FERFLOW_CHROMIUM to a Chromium or Chrome executable"
-    )
 
 
 def write_y4m(path: Path, frame: np.ndarray, frames: int = 2) -> Path:
@@ -72,14 +60,9 @@ def browser(tmp_path_factory, astronaut_bgr):
         browser = playwright.chromium.launch(
             executable_path=chromium(),
             args=[
-                "--no-sandbox",
+                *CHROMIUM_ARGS,
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-video-capture={camera}",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
             ],
         )
         yield browser
