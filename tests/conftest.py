@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,108 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory):
     from tiny_project import build_tiny_project
 
     return build_tiny_project(tmp_path_factory.mktemp("tiny-project") / "workspace")
+
+
+# ---------------------------------------------------------------------------------------
+# `ferflow serve`: a camera frame with real faces, and the real server in a subprocess.
+# ---------------------------------------------------------------------------------------
+
+
+def camera_frame(astronaut: np.ndarray, width: int = 640) -> np.ndarray:
+    """A 4:3 frame of two real faces (the astronaut, once mirrored) over a photo of coffee."""
+    import cv2
+    from skimage import data
+
+    frame = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (640, 480))
+    head = astronaut[20:230, 125:325]  # her head, hair and collar
+    frame[120:393, 40:300] = cv2.resize(head, (260, 273), interpolation=cv2.INTER_AREA)
+    mirrored = cv2.flip(cv2.resize(head, (220, 231), interpolation=cv2.INTER_AREA), 1)
+    frame[150:381, 380:600] = mirrored
+    if width == 640:
+        return frame
+    return cv2.resize(frame, (width, width * 3 // 4), interpolation=cv2.INTER_AREA)
+
+
+class ServerProcess:
+    """`ferflow serve` in a subprocess: its URL (from the line it prints once listening) and
+    everything it wrote to stderr since."""
+
+    def __init__(self, *args: str) -> None:
+        import re
+        import subprocess
+        import sys
+        import threading
+
+        from pipeline.config import REPO_ROOT
+
+        command = [sys.executable, "-m", "pipeline.app.cli", "serve", "--port", "0", *args]
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        assert self.process.stderr is not None
+        self.log: list[str] = []
+        found = None
+        while found is None:  # model loading may print first; the URL line means listening
+            line = self.process.stderr.readline()
+            if not line:
+                self.process.kill()
+                raise AssertionError("ferflow serve did not start:\n" + "".join(self.log))
+            self.log.append(line)
+            found = re.search(r"http://\S+:\d+", line)
+        self.url = found.group(0)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def stop(self) -> int:
+        self.process.terminate()
+        try:
+            code = self.process.wait(timeout=15)
+        except Exception:
+            self.process.kill()
+            raise
+        self._reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture(scope="session")
+def shipped_model_server():
+    """`ferflow serve` with the shipped FER2013 model (models/fer2013), shared by the tests
+    that need a real server; stopped at the end of the session."""
+    server = ServerProcess("--model-dir", "models/fer2013")
+    yield server
+    server.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# Browser tests (offline plots page, `ferflow serve`): Debian's Chromium, driven by
+# Playwright, which never downloads a browser of its own.
+# ---------------------------------------------------------------------------------------
+
+#: Where Chromium lives on Debian (.ci/run installs it), Ubuntu and GitHub's runners (Chrome);
+#: FERFLOW_CHROMIUM names another build.
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+#: Headless as root, no GPU, and none of the background traffic a closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium() -> str:
+    """The Chromium executable the browser tests drive; fails (never skips) without one."""
+    for path in (os.environ.get("FERFLOW_CHROMIUM"), *CHROMIUM_PATHS):
+        if path and Path(path).is_file():
+            return path
+    pytest.fail(
+        "no Chromium found for the browser tests: `apt-get install chromium` (Debian/Ubuntu; "
+        ".ci/run does it) or set FERFLOW_CHROMIUM to a Chromium or Chrome executable"
+    )

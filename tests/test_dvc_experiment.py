@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +85,50 @@ def test_repro_metrics_and_plots(project):
     assert len(loss_points) == 2 * read_params(repo)["epochs"]
     confusion_points = plots["data"]["confusion_matrix"][0]["content"]["data"]["values"]
     assert len(confusion_points) == summary["test"]["n"]
+
+
+@pytest.mark.slow
+def test_a_run_prints_one_summary_line_per_stage_and_no_tensorflow_noise(project):
+    out = project.first_repro
+    for stage in ("params", "synthesize", "validate", "prepare", "train", "evaluate", "export"):
+        assert re.search(rf"^{stage}: .* \(\d+\.\d s\)$", out, re.M), stage
+    assert "ensemble: no members (ensemble.members is empty), nothing to train" in out
+    # TensorFlow's native start-up lines (absl format), its CUDA probe, Python tracebacks.
+    assert not re.search(r"^[IWEF]\d{4} ", out, re.M), out[:3000]
+    for noise in ("cuInit", "oneDNN", "absl::InitializeLog", "Traceback"):
+        assert noise not in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_ends_with_one_line(project):
+    repo = project.root
+    params = read_params(repo)
+    params["epochs"] = 50
+    (repo / "long.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoint = repo / params["paths"]["train_resume"] / "backup" / "training_metadata.json"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "--params", "long.yaml"],
+        cwd=repo, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.is_file():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+        (repo / "long.yaml").unlink()
+        shutil.rmtree(repo / params["paths"]["train_resume"], ignore_errors=True)
+    assert child.returncode == 130
+    assert err.strip().splitlines() == [
+        "train: interrupted; the last finished epoch is kept; run `dvc repro` again to resume "
+        "from it"
+    ]
+    project.git("checkout", "--", ".")
+    project.dvc("checkout", "--force")
 
 
 def digest(*paths: Path) -> dict[str, str]:

@@ -97,3 +97,19 @@ def test_the_real_pipeline_uses_the_default_pipelines_stages() -> None:
         assert spec.get("wdir") == "..", name  # paths in fer2013/params.yaml are repo-relative
         code = [d for d in spec["deps"] if d.startswith(("stages/", "pipeline/"))]
         assert code == [d for d in default[name]["deps"] if d.startswith(("stages/", "pipeline/"))]
+
+
+def test_dvc_metrics_show_fits_120_columns_and_lists_both_pipelines() -> None:
+    """The committed records, as a fresh clone shows them: headline numbers only."""
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "metrics", "show"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 120, shown
+    paths = [line.split()[0] for line in lines[1:]]
+    assert {"reports/metrics.json", "reports/fer2013/metrics.json"} <= set(paths)
+    assert "test.accuracy" in lines[0].split()

@@ -209,7 +209,11 @@ def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
 
     spec = read_spec(models / "labels.json")
     assert (spec.input.scale, spec.input.offset, spec.input.layout) == (1.0, 0.0, "NHWC")
-    assert spec.extra == {"model": "ferflow-vgg-synthetic", "weights": "float32"}
+    assert (spec.extra["model"], spec.extra["weights"]) == ("ferflow-vgg-synthetic", "float32")
+    # Each file's test accuracy, as evaluate and the int8 check recorded it.
+    summary = json.loads((root / "eval" / "summary.json").read_text())["test"]
+    assert spec.extra["accuracy"]["emotion.onnx"]["value"] == summary["accuracy"]
+    assert spec.extra["accuracy"]["emotion.int8.onnx"]["value"] == record["int8"]["accuracy"]
 
     net = load_net(root / "model.keras")
     images = faces()

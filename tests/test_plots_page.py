@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CHROMIUM_ARGS, chromium
 
 from pipeline.config import LABELS, REPO_ROOT
 from pipeline.report import plots_page
@@ -158,16 +158,6 @@ def test_report_heatmap_has_the_same_layout_as_dvc() -> None:
 
 # --- the real page in a real browser, offline ----------------------------------------------
 
-#: Debian's Chromium (.ci/run installs it); Playwright drives it and never downloads its own.
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LOCAL_URL = ("file:", "data:", "blob:", "about:")
 
 # Keeps each Vega view the page's own vegaEmbed(...) calls create, to read its scales.
@@ -281,7 +271,7 @@ def test_dvc_plot_pages_draw_every_plot_offline(tiny_project, tmp_path) -> None:
     revisions = {"show": 1, "diff": 2}
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
             # The guard itself: a CDN script (what DVC's own page loads) is caught.
             probe = browser.new_page()

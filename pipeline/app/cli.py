@@ -1,5 +1,5 @@
-"""The `ferflow` command: `predict`, `live`, and `report` / `params` / `plots-setup` (pipeline
-extra: pipeline.report.cli, pipeline.params, pipeline.report.plots_page).
+"""The `ferflow` command: `predict`, `live`, `serve`, and `report` / `params` / `plots-setup`
+(pipeline extra: pipeline.report.cli, pipeline.params, pipeline.report.plots_page).
 
 Errors the user can fix (a missing file, a bad model, no camera) print one line,
 `ferflow: error: ...`, and exit with status 1; usage errors exit with 2 (argparse).
@@ -48,6 +48,13 @@ def _pixel_count(text: str) -> int:
     if not 1 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"expected a positive pixel count, got {text}")
     return int(value)
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def _model_options(parser: argparse.ArgumentParser, defaults: AppDefaults) -> None:
@@ -169,7 +176,7 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.app.defaults import LIVE, PREDICT
+    from pipeline.app.defaults import LIVE, PREDICT, SERVE
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Facial emotion recognition with an exported ferflow model."
@@ -250,6 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
     _smoothing_option(live, LIVE)
     _model_options(live, LIVE)
 
+    serve = commands.add_parser(
+        "serve",
+        help="a web page (camera, photos) and an HTTP API for the model",
+        description="Serve the page at / (your camera's faces and emotions live, or a dropped "
+        "photo), the API under /api (docs at /docs) and the camera stream at /ws. Listens on "
+        "this machine only unless --host says otherwise.",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 opens it to the network (no authentication!) "
+        "(default: 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=_positive_number,
+        default=20.0,
+        metavar="MB",
+        help="largest photo or frame accepted, in encoded bytes (default: 20)",
+    )
+    serve.add_argument(
+        "--max-megapixels",
+        type=_positive_number,
+        default=50.0,
+        metavar="MP",
+        help="largest image accepted, read from its header before decoding (default: 50)",
+    )
+    _smoothing_option(serve, SERVE)
+    _model_options(serve, SERVE)
+
     commands.add_parser(
         "report",
         help="pull-request report: metrics, params and plots diff as Markdown",
@@ -268,14 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _recognizer(args: argparse.Namespace):  # -> Recognizer, imported lazily with its deps
+def _recognizer(args: argparse.Namespace, model=None):  # -> Recognizer, imported lazily
+    """A recognizer as the options say; `model` (an EmotionModel) is shared instead of loaded."""
     from pipeline.app.detector import make_detector
     from pipeline.app.emotion import load_model
     from pipeline.app.recognizer import Recognizer
 
-    model = load_model(
-        args.model_dir, args.model, args.labels, threads=args.threads, precision=args.precision
-    )
+    if model is None:
+        model = load_model(
+            args.model_dir, args.model, args.labels, threads=args.threads, precision=args.precision
+        )
     detector = make_detector(
         args.detector,
         min_face=args.min_face,
@@ -324,6 +366,18 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pipeline.serve.server import ServeOptions, run_server
+    from pipeline.serve.uploads import Limits
+
+    first = _recognizer(args)
+    limits = Limits(round(args.max_upload_mb * 1024 * 1024), round(args.max_megapixels * 1e6))
+    options = ServeOptions(args.host, args.port, args.smoothing, limits=limits)
+    # One model for all; each client's stream and each worker get their own detector.
+    run_server(first, lambda: _recognizer(args, first.model), options)
+    return 0
+
+
 def _report(argv: Sequence[str]) -> int:
     try:
         report_cli = importlib.import_module("pipeline.report.cli")
@@ -365,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.app.media import quiet_opencv
 
         quiet_opencv()
-        return _predict(args) if args.command == "predict" else _live(args)
+        commands = {"predict": _predict, "live": _live, "serve": _serve}
+        return commands[args.command](args)
     except AppError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1

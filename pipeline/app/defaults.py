@@ -46,3 +46,8 @@ PREDICT = AppDefaults()
 #: second (2% skipped, 20 CPU-ms a frame) against 27.3 (9% skipped, 31 ms) detecting every
 #: frame. A reused box is checked against its face's signature and never crosses a scene cut.
 LIVE = AppDefaults(max_size=640, detect_every=2)
+#: `ferflow serve`: the page sends camera frames scaled down to 320 pixels wide, half of
+#: `live`'s 640, so the smallest face looked for is halved too (a 64-px face of a 640x480
+#: camera is 32 px there, and the frame is searched unshrunk); the stream reuses boxes
+#: like `live`. Photos are searched like `predict`'s, down to those 32 px.
+SERVE = AppDefaults(min_face=32, detect_every=LIVE.detect_every)

@@ -30,8 +30,10 @@ def keras_predictor(net, batch_size: int = 512) -> Predictor:
 class OnnxPredictor:
     """An ONNX model run by ONNX Runtime on the CPU, its input made as `spec` describes."""
 
+    batch_size_default = 512
+
     def __init__(
-        self, path: str | Path, spec: ModelSpec | None = None, batch_size: int = 512
+        self, path: str | Path, spec: ModelSpec | None = None, batch_size: int = batch_size_default
     ) -> None:
         import onnxruntime as ort
 

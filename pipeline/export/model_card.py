@@ -251,6 +251,14 @@ def _checks_section(card: CardInputs) -> list[str]:
             f"(accepted: at most {100 * i['max_drop']:.1f} points lost, at least "
             f"{i['min_agreement']:.0%} agreement)."
         )
+        speed = i.get("speed")
+        if speed:
+            lines.append(
+                f"- Speed measured by this export on the test faces ({speed['machine']}): "
+                f"float {speed['float_faces_per_s']:,} faces/s, int8 "
+                f"{speed['int8_faces_per_s']:,} faces/s. It moves with the machine and its "
+                "load; `benchmarks/bench_shipped_model.py` measures it again."
+            )
     lines.append("")
     return lines
 

@@ -1,0 +1,9 @@
+"""`ferflow serve`: a web page for the camera and photos, and an HTTP API, on one recognizer.
+
+It runs the same engine as `ferflow predict` and `ferflow live` (`pipeline.app.recognizer`)
+and answers in their record format (`pipeline.app.records`). Modules, bottom up: `uploads`
+(bytes -> frame, with size limits checked before decoding), `engine` (recognizers on worker
+threads), `model_info` (what /api/model says), `schemas` (the JSON shapes), `stream` (the
+WebSocket), `app` (routes, errors), `server` (uvicorn). The page is `static/`: plain HTML,
+one ES module and CSS, no build step, nothing fetched from elsewhere.
+"""

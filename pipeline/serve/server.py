@@ -1,0 +1,94 @@
+"""`ferflow serve`: the app on uvicorn, bound to this machine only unless asked otherwise."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.app.errors import AppError
+from pipeline.app.recognizer import Recognizer
+from pipeline.serve.engine import Engine
+from pipeline.serve.uploads import Limits
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+@dataclass
+class ServeOptions:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    smoothing: float = 0.6
+    workers: int | None = None
+    limits: Limits = Limits()
+    log_level: str = "warning"
+
+
+def run_server(
+    first: Recognizer, new_recognizer: Callable[[], Recognizer], options: ServeOptions
+) -> None:
+    """Serve until Ctrl-C. The socket is bound before the URL is printed, so the line on
+    stderr (`ferflow serve: http://HOST:PORT/ ...`) means the server accepts connections,
+    and `--port 0` prints the port the system chose."""
+    import uvicorn
+
+    from pipeline.serve.app import create_app
+
+    sock = _bind(options.host, options.port)
+    engine = Engine(
+        first,
+        new_recognizer,
+        workers=options.workers,
+        smoothing=options.smoothing,
+        limits=options.limits,
+    )
+    app = create_app(engine)
+    config = uvicorn.Config(
+        app,
+        log_level=options.log_level,
+        access_log=False,
+        # A bigger WebSocket message is refused by the protocol itself (close code 1009).
+        ws_max_size=options.limits.max_bytes,
+    )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"ferflow serve: http://{shown}:{port}/ (API docs at /docs; Ctrl-C stops)",
+        file=sys.stderr,
+        flush=True,
+    )
+    if not _is_loopback(host):
+        print(
+            f"ferflow serve: listening on {host}: anyone who can reach this machine can use "
+            "it (there is no authentication)",
+            file=sys.stderr,
+            flush=True,
+        )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        # Listening now, so a client that reads the printed URL and connects at once waits
+        # in the backlog until uvicorn accepts, instead of being refused.
+        sock.listen(2048)
+    except OSError as e:
+        raise AppError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,107 @@
+"""`ferflow serve` as a real process on uvicorn: clients that misbehave at the socket level."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+import cv2
+import httpx2 as httpx
+import pytest
+from conftest import camera_frame
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from pipeline.app import cli
+from pipeline.config import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def server(shipped_model_server):
+    return shipped_model_server
+
+
+@pytest.fixture(scope="module")
+def frame(astronaut_bgr) -> bytes:
+    return cv2.imencode(".jpg", camera_frame(astronaut_bgr, width=320))[1].tobytes()
+
+
+def ws_url(server) -> str:
+    return server.url.replace("http://", "ws://") + "/ws"
+
+
+def assert_healthy(server, frame: bytes) -> None:
+    response = httpx.post(server.url + "/api/predict", files={"image": ("f.jpg", frame)})
+    assert response.status_code == 200
+    assert response.json()["records"][0]["faces"] == 2
+    log = "".join(server.log)
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_listens_on_localhost_only_by_default(server):
+    assert urlsplit(server.url).hostname == "127.0.0.1"
+    assert cli.build_parser().parse_args(["serve"]).host == "127.0.0.1"
+
+
+def test_upload_cut_off_mid_body_leaves_the_server_serving(server, frame):
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port)) as raw:
+        raw.sendall(
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+            b'Content-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n' + frame[:1000]
+        )  # and the client is gone
+    assert_healthy(server, frame)
+
+
+def test_stream_client_gone_mid_frame_leaves_the_others_served(server, frame, astronaut_bgr):
+    big = cv2.imencode(".jpg", camera_frame(astronaut_bgr, width=1280))[1].tobytes()
+    with connect(ws_url(server)) as staying:
+        for _ in range(3):
+            with connect(ws_url(server)) as leaving:
+                leaving.send(big)
+                leaving.socket.shutdown(socket.SHUT_RDWR)  # gone, no closing handshake
+        staying.send(frame)
+        answer = staying.recv(timeout=30)
+    assert '"type": "result"' in answer or '"type":"result"' in answer
+    assert_healthy(server, frame)
+
+
+def test_an_oversize_stream_message_is_refused_by_the_protocol(server, frame):
+    with connect(ws_url(server), max_size=None) as ws:
+        ws.send(bytes(21 * 1024 * 1024))  # over the 20 MB default
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd.code == 1009  # "message too big"
+    assert_healthy(server, frame)
+
+
+def test_a_busy_port_is_a_one_line_error(app_model_dir, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli.main(["serve", "--model-dir", str(app_model_dir), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"ferflow: error: cannot listen on 127.0.0.1:{port} (")
+    assert err.count("\n") == 1
+
+
+def test_the_python_client_in_the_docs_works(server, frame, tmp_path):
+    text = (REPO_ROOT / "docs" / "serve.md").read_text(encoding="utf-8")
+    block = text.split("A client in Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "face.jpg").write_bytes(frame)
+    code = block.replace("ws://127.0.0.1:8000", ws_url(server).removesuffix("/ws"))
+    assert code != block  # the docs still use the address replaced here
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [(frame, track) for frame, track, _, _ in lines] == [
+        ("0", "0"), ("0", "1"), ("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")
+    ]  # fmt: skip
