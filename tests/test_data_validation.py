@@ -6,11 +6,14 @@ shards exactly as they were.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -277,8 +280,20 @@ def test_good_file_passes_and_writes_every_report(small_fer_csv: Path, tmp_path:
     result = json.loads((reports / "result.json").read_text())
     assert result["success"] is True and len(result["results"]) == 9
     html = (reports / "summary.html").read_text()
-    assert "Passed every check" in html and "data:image/png;base64," in html
+    assert "Passed every check" in html
     assert "https://" not in html, "the summary page must work offline"
+
+    # The sample faces: row c holds the first faces of class c in file order, blank after.
+    (encoded,) = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    grid = cv2.imdecode(np.frombuffer(base64.b64decode(encoded), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert grid.shape == (7 * 48, 10 * 48) and grid.dtype == np.uint8
+    rows = [line.split(",") for line in small_fer_csv.read_text().splitlines()[1:]]
+    for c in range(7):
+        faces = [np.array(p.split(), np.uint8).reshape(48, 48) for e, p, _ in rows if int(e) == c]
+        strip = grid[48 * c : 48 * (c + 1)]
+        for j, face in enumerate(faces):
+            np.testing.assert_array_equal(strip[:, 48 * j : 48 * (j + 1)], face)
+        assert (strip[:, 48 * len(faces) :] == 255).all()
 
 
 def test_summary_is_deterministic(small_fer_csv: Path, tmp_path: Path) -> None:

@@ -50,24 +50,9 @@ def test_lr_scaling_rules(scaling: str, lr: float) -> None:
     # A plan over 4 replicas without touching real devices: the arithmetic reads the count.
     plan = DistributionPlan("tensorflow", ("a", "b", "c", "d"), scaling, strategy=object())
     assert plan.scale_lr(0.001) == pytest.approx(lr)
-    assert plan.global_batch_size(32) == plan.fit_batch_size(32) == 128
+    assert plan.global_batch_size(32) == 128
     x = np.arange(10)
     (kept,) = plan.shard(x)
     assert kept.tolist() == list(range(8))
     with pytest.raises(ValueError, match="3 examples cannot be split over 4 devices"):
         plan.shard(x[:3])
-
-
-def test_across_hosts_each_process_feeds_its_own_share() -> None:
-    # 2 hosts x 2 devices: one step averages 4 x 32 examples, each process feeds 64 of them.
-    hosts = [
-        DistributionPlan("jax", ("d0", "d1", "d2", "d3"), "linear", object(), 2, index)
-        for index in (0, 1)
-    ]
-    assert [plan.fit_batch_size(32) for plan in hosts] == [64, 64]
-    assert hosts[0].global_batch_size(32) == 128
-    x, y = np.arange(11), np.arange(11) * 10
-    shares = [plan.shard(x, y) for plan in hosts]
-    assert shares[0][0].tolist() == [0, 2, 4, 6] and shares[1][0].tolist() == [1, 3, 5, 7]
-    assert shares[1][1].tolist() == [10, 30, 50, 70]  # rows stay paired with their labels
-    assert "process 1 of 2" in hosts[1].describe(32, 0.001)

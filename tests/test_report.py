@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from pipeline.report.cli import main
@@ -15,6 +17,8 @@ from pipeline.report.dvc_diff import Change
 from pipeline.report.markdown import format_change, format_value
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: How far a PNG pixel may be from a colour map's value (8-bit rounding), per channel.
+COLOUR_TOLERANCE = 2 / 255
 
 DVC_YAML = """\
 metrics:
@@ -116,14 +120,45 @@ def test_plots_are_pngs_linked_relative_to_the_report(report) -> None:
     assert "### Warnings" not in md
 
 
+def _heatmap_boxes(pixels: np.ndarray, colours: list[np.ndarray]) -> list[tuple[int, ...]]:
+    """(x, y, w, h) of each heatmap in the image, left to right: the large connected areas
+    drawn in any of the cells' colours."""
+    mask = np.zeros(pixels.shape[:2], np.uint8)
+    for colour in colours:
+        mask |= np.all(np.abs(pixels - colour) <= COLOUR_TOLERANCE, axis=-1)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    boxes = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count) if stats[i, 4] > 2000]
+    return sorted(boxes)
+
+
 def test_confusion_png_shows_base_head_and_change(report) -> None:
-    out, _ = report
+    """Each cell of each panel has the colour of its count: rows are `predicted` (the y
+    field), columns `actual`, happy before neutral; base 4 of 10 happy faces right, head 7."""
+    from matplotlib import colormaps
     from matplotlib.image import imread
 
-    pixels = imread(out.parent / "report_plots" / "confusion.png")
-    # Three square panels side by side: much wider than tall.
-    height, width = pixels.shape[:2]
-    assert width > 2.2 * height
+    out, _ = report
+    pixels = imread(out.parent / "report_plots" / "confusion.png")[..., :3]
+    base = np.array([[4, 0], [6, 5]])  # [predicted happy, neutral] x [actual happy, neutral]
+    head = np.array([[7, 0], [3, 5]])
+    # Each count panel runs its colour map from 0 to its largest count; the change panel is
+    # symmetric about 0 (white) up to its largest absolute change.
+    panels = [
+        colormaps["Blues"](base / base.max())[..., :3],
+        colormaps["Blues"](head / head.max())[..., :3],
+        colormaps["RdBu"](0.5 + (head - base) / (2 * np.abs(head - base).max()))[..., :3],
+    ]
+    boxes = _heatmap_boxes(pixels, [c for panel in panels for c in panel.reshape(-1, 3)])
+
+    assert len(boxes) == 3, boxes
+    for (x, y, w, h), expected in zip(boxes, panels, strict=True):
+        for (i, j), _ in np.ndenumerate(expected[..., 0]):
+            cell = pixels[
+                y + i * h // 2 : y + (i + 1) * h // 2, x + j * w // 2 : x + (j + 1) * w // 2
+            ]
+            same = np.all(np.abs(cell - expected[i, j]) <= COLOUR_TOLERANCE, axis=-1)
+            # The rest of the cell: the number written on it.
+            assert same.mean() > 0.8, f"panel at x={x}, cell ({i}, {j})"
 
 
 def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

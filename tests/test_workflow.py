@@ -78,14 +78,28 @@ def _fenced_commands(markdown: str) -> list[str]:
 
 
 def test_uses_the_readme_and_ci_commands(workflow: dict[str, Any]) -> None:
+    """The workflow and .ci/run run the README's test command as it is (a filtered run such
+    as `pytest -m "not slow"` would not do) and install with the README's pip command."""
     readme, ci_run = REPO_ROOT / "README.md", REPO_ROOT / ".ci" / "run"
     assert readme.is_file() and ci_run.is_file(), "README.md and .ci/run give the commands"
     readme_commands = _fenced_commands(readme.read_text())
-    tests = [c for c in readme_commands if re.match(r"(\.venv/bin/)?pytest\b", c)]
-    assert tests, "README.md shows no pytest command in a code block"
-    runs = _runs(workflow)
-    assert any(tests[0] in run or TEST in run for run in runs), (tests[0], runs)
-    assert INSTALL.split(" && ")[1] in ci_run.read_text(), ".ci/run installs differently"
+    tests = {c for c in readme_commands if re.match(r"(\.venv/bin/)?pytest\b", c)}
+    assert len(tests) == 1, f"README.md shows {len(tests)} pytest commands, expected one: {tests}"
+    (test,) = tests
+    assert test in _runs(workflow), f"no workflow step runs exactly {test!r}"
+    ci_lines = [line.strip() for line in ci_run.read_text().splitlines()]
+    assert test in ci_lines, f".ci/run does not run exactly {test!r}"
+
+    installs = {
+        part.strip()
+        for c in readme_commands
+        for part in c.split("&&")
+        if re.match(r"\S*pip install ", part.strip())
+    }
+    install = ".venv/bin/pip install -e '.[dev]'"
+    assert install in installs, f"README.md installs with {installs}, not {install!r}"
+    assert any(install in run for run in _runs(workflow)), "the workflow installs differently"
+    assert any(line.endswith(install) for line in ci_lines), ".ci/run installs differently"
 
 
 def _actionlint() -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from pipeline.app.errors import AppError
 from pipeline.app.recognizer import Face
 from pipeline.io import atomic_path
 
@@ -65,6 +66,10 @@ class JsonLines:
 
     def __enter__(self) -> JsonLines:
         if self.path is not None:
+            # Checked before the first frame: the rename at the end would fail only after the
+            # whole run, naming the temporary file.
+            if self.path.is_dir():
+                raise AppError(f"{self.path}: is a folder; --output takes a file name")
             tmp = self._stack.enter_context(atomic_path(self.path))
             self._out = self._stack.enter_context(tmp.open("w", encoding="utf-8"))
         return self

@@ -140,7 +140,7 @@ def run_evaluation(
     `ensemble_dir`: the `ensemble` stage's folder; its members (if any) are scored together
     with the model as "test_ensemble".
     """
-    from pipeline.models.ensemble import member_files
+    from pipeline.training.saving import member_files
 
     images, labels = load_split(prepared_dir, "test")
     if len(labels) == 0:

@@ -1,43 +1,20 @@
-"""Data-parallel training over every visible accelerator, on either Keras backend.
+"""Data-parallel training over the devices of one host, on either Keras backend.
 
-This module is the one place in ferflow with backend-specific distribution code: the JAX
-backend uses `keras.distribution.DataParallel` (on one host or across hosts), TensorFlow
-`tf.distribute.MirroredStrategy` (one host). Everything else stays plain Keras.
+The one place in ferflow with backend-specific distribution code: the JAX backend uses
+`keras.distribution.DataParallel`, TensorFlow `tf.distribute.MirroredStrategy`; the networks
+and the recipe stay plain Keras. docs/distributed.md gives the params (`train.distribute`,
+`devices`, `lr_scaling`) and how `fit` uses a plan. `batch_size` is the batch of one device:
+a step averages over `batch_size x replicas`, and `lr_scaling` follows that count.
 
-How `fit` uses it (params = the `train` section of params.yaml):
-
-    plan = plan_distribution(params)                 # prints nothing, decides only
-    x_train, y_train = plan.shard(x_train, y_train)  # the rows this process feeds
-    x_val, y_val = plan.shard(x_val, y_val)
-    with plan.replica_of(net) as model:              # `net` itself on one device
-        model_to_fit = build_training_model(model, params)
-        model_to_fit.compile(optimizer=make_optimizer(..., lr=plan.scale_lr(lr)), ...)
-        model_to_fit.fit(x_train, y_train, batch_size=plan.fit_batch_size(batch_size),
-                         callbacks=[..., KeepBest(model, ...)])
-    # on success the trained weights are back in `net`
-
-Params (all optional):
-- `distribute`: `auto` (default: data-parallel when more than one GPU/TPU is visible),
-  `on` (always, over the visible devices of the best kind: accelerators, else CPU devices)
-  or `off` (one device, whatever is visible).
-- `devices`: how many devices to use; 0 (default) means all of them.
-- `lr_scaling`: `linear` (default; lr x replicas, Goyal et al. 2017), `sqrt` or `none`.
-
-`batch_size` in params.yaml is the batch of ONE device: one optimizer step averages over a
-global batch of `batch_size x replicas`, so per-device memory use is the same on one GPU or
-eight, and `lr_scaling` keeps the per-example step size comparable.
-
-Traps this module handles (see NOTES): on JAX every batch, the last partial one included,
-must divide by the device count (`shard` cuts each split to a multiple of it); on
-TensorFlow the model must be built and compiled inside `strategy.scope()` (`replica_of`
-clones `net` inside the scope and copies the weights back at the end); across JAX hosts
-Keras takes numpy input only when each process feeds its own share (`shard` again).
+Traps handled here (NOTES.md): on JAX every batch, the last partial one included, must divide
+by the device count (`shard` cuts each split to a multiple of it); on TensorFlow the model
+must be built and compiled inside `strategy.scope()` (`replica_of` clones `net` inside the
+scope and copies the weights back at the end).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -63,13 +40,10 @@ class DistributionPlan:
     devices: tuple[str, ...]
     lr_scaling: str = "linear"
     strategy: Any = field(default=None, repr=False, compare=False)
-    #: Processes (hosts) in the job and this one's index; 1 and 0 on a single host.
-    processes: int = 1
-    process_index: int = 0
 
     @property
     def replicas(self) -> int:
-        """Model copies in sync, over all hosts: each takes a slice of every batch."""
+        """Model copies in sync: each takes a slice of every batch."""
         return len(self.devices) if self.strategy is not None else 1
 
     @property
@@ -77,17 +51,11 @@ class DistributionPlan:
         return self.strategy is not None
 
     def global_batch_size(self, per_device_batch_size: int) -> int:
-        """How many examples one optimizer step averages over, on all devices together."""
+        """How many examples one optimizer step averages over, on all devices together: the
+        `batch_size` to give Keras' `fit`."""
         if per_device_batch_size < 1:
             raise ValueError(f"train.batch_size must be >= 1, got {per_device_batch_size}")
         return int(per_device_batch_size) * self.replicas
-
-    def fit_batch_size(self, per_device_batch_size: int) -> int:
-        """The `batch_size` to give Keras' `fit` in this process.
-
-        The global batch on one host; across hosts each process feeds its own share of it.
-        """
-        return self.global_batch_size(per_device_batch_size) // self.processes
 
     def scale_lr(self, lr: float) -> float:
         """The learning rate for the global batch, from the one tuned for one device."""
@@ -95,13 +63,11 @@ class DistributionPlan:
         return float(lr) * factor[self.lr_scaling]
 
     def shard(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The rows of `arrays` this process feeds to `fit`.
+        """The rows of `arrays` to feed to `fit`: cut to a multiple of the replica count.
 
-        Cuts them to a multiple of the replica count (at most replicas-1 rows are left out):
-        with `fit_batch_size` a multiple of it too, every batch, the last partial one
-        included, splits evenly over the devices, which JAX requires. Across hosts each
-        process then takes every `processes`-th row, starting at its index, so the hosts
-        feed disjoint, equally long shares.
+        At most replicas-1 rows are left out; with `global_batch_size` a multiple of the
+        count too, every batch, the last partial one included, splits evenly over the
+        devices, which JAX requires.
         """
         if not arrays:
             return ()
@@ -114,8 +80,7 @@ class DistributionPlan:
                 f"{n} examples cannot be split over {self.replicas} devices; "
                 "use more data or fewer devices (train.devices)"
             )
-        step, start = self.processes, self.process_index
-        return tuple(a[:keep][start::step] for a in arrays)
+        return tuple(a[:keep] for a in arrays)
 
     def scope(self) -> contextlib.AbstractContextManager[None]:
         """The backend's scope: variables created and models compiled in it are replicated."""
@@ -148,8 +113,6 @@ class DistributionPlan:
             f"distribution: {type(self.strategy).__name__} ({self.backend}) over "
             f"{self.replicas} replicas [{', '.join(self.devices)}]"
         ]
-        if self.processes > 1:
-            parts.append(f"process {self.process_index} of {self.processes}")
         if per_device_batch_size is not None:
             parts.append(
                 f"global batch {self.global_batch_size(per_device_batch_size)} = "
@@ -161,27 +124,7 @@ class DistributionPlan:
 
 
 def plan_distribution(params: Mapping[str, Any]) -> DistributionPlan:
-    """Decide from the `train` params which devices train; see the module docstring.
-
-    Across hosts the first call joins the job, which must happen before the backend runs
-    anything: call it once before building the model (`make_net` does). Later calls with
-    the same params return the same plan, so the strategy is created once per process.
-    """
-    key = (
-        keras.backend.backend(),
-        str(params.get("distribute", "auto")).lower(),
-        int(params.get("devices", 0) or 0),
-        str(params.get("lr_scaling", "linear")).lower(),
-    )
-    if key not in _PLANS:
-        _PLANS[key] = _plan(params)
-    return _PLANS[key]
-
-
-_PLANS: dict[tuple[str, str, int, str], DistributionPlan] = {}
-
-
-def _plan(params: Mapping[str, Any]) -> DistributionPlan:
+    """Decide from the `train` params which devices train; see the module docstring."""
     mode = str(params.get("distribute", "auto")).lower()
     if mode not in MODES:
         raise ValueError(f"train.distribute={mode!r}; expected one of {', '.join(MODES)}")
@@ -218,55 +161,21 @@ def _pick(kind: str, available: list[str], wanted: int) -> list[str]:
 
 
 def _plan_jax(mode: str, wanted: int, lr_scaling: str) -> DistributionPlan:
-    processes = _initialize_jax_processes()
-    # list_devices() gives accelerators when there are any, else the CPU devices, never a mix;
-    # after `initialize` it lists the devices of every process (the global mesh).
+    # list_devices() gives accelerators when there are any, else the CPU devices, never a mix.
     available = list(keras.distribution.list_devices())
     accelerators = [d for d in available if not d.startswith("cpu")]
-    if mode == "auto" and len(accelerators) < 2 and processes == 1:
+    if mode == "auto" and len(accelerators) < 2:
         return DistributionPlan("jax", tuple(available[:1]), lr_scaling)
-    # Across hosts every process takes part with all of its devices.
-    devices = available if processes > 1 else _pick("jax", accelerators or available, wanted)
+    devices = _pick("jax", accelerators or available, wanted)
     if len(devices) < 2:
         return DistributionPlan("jax", tuple(devices), lr_scaling)
-    import jax
-
-    # Across hosts each process feeds its own rows (see `shard`): no tf.data auto-sharding.
-    strategy = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=processes == 1)
-    return DistributionPlan(
-        "jax", tuple(devices), lr_scaling, strategy, processes, jax.process_index()
-    )
-
-
-def _initialize_jax_processes() -> int:
-    """Join a multi-host job when its launcher set Keras' variables; return the process count.
-
-    `keras.distribution.initialize` reads KERAS_DISTRIBUTION_JOB_ADDRESSES (host 0's
-    address:port), KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID.
-    """
-    processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
-    if processes <= 1:
-        return 1
-    import jax
-
-    if not jax.distributed.is_initialized():
-        # CPU devices of different processes talk through gloo; GPUs ignore this setting.
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        keras.distribution.initialize()
-    return jax.process_count()
+    strategy = keras.distribution.DataParallel(devices=devices)
+    return DistributionPlan("jax", tuple(devices), lr_scaling, strategy)
 
 
 def _plan_tensorflow(mode: str, wanted: int, lr_scaling: str) -> DistributionPlan:
     import tensorflow as tf
 
-    if _tf_config_workers() > 1:
-        # Verified here: Keras 3's fit fails under MultiWorkerMirroredStrategy ("Attempt to
-        # convert a value (PerReplica...)"), an open Keras issue (keras-team/keras#20585).
-        raise NotImplementedError(
-            "TF_CONFIG names several workers, but Keras 3 cannot fit under TensorFlow's "
-            "MultiWorkerMirroredStrategy; train across hosts on the JAX backend "
-            "(KERAS_BACKEND=jax, see docs/distributed.md), or unset TF_CONFIG"
-        )
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if mode == "auto" and len(gpus) < 2:
         return DistributionPlan("tensorflow", tuple(gpus[:1]) or ("CPU",), lr_scaling)
@@ -276,17 +185,6 @@ def _plan_tensorflow(mode: str, wanted: int, lr_scaling: str) -> DistributionPla
         return DistributionPlan("tensorflow", tuple(devices), lr_scaling)
     strategy = tf.distribute.MirroredStrategy(devices)
     return DistributionPlan("tensorflow", tuple(devices), lr_scaling, strategy)
-
-
-def _tf_config_workers() -> int:
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return 0
-    try:
-        cluster = json.loads(raw).get("cluster", {})
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON with a 'cluster' key: {e}") from None
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
 def simulate_cpu_devices(count: int) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 
 from pipeline.data.shards import load_split
 from pipeline.io import atomic_dir, write_json
-from pipeline.models.ensemble import MEMBERS_FILE
 from pipeline.params import member_sections
+from pipeline.training.saving import MEMBERS_FILE
 
 SECTIONS = ("model", "train")
 

@@ -1,6 +1,6 @@
 """The training recipe: network + augmentation + optimizer + schedule, from params.yaml.
 
-`make_net` and `fit` are all a stage (or the GPU script) needs:
+`make_net` and `fit` are all a stage needs:
 
     net = make_net(params["model"], params["train"])
     history = fit(net, (x_train, y_train), (x_val, y_val), params["train"])
@@ -31,8 +31,6 @@ Arrays = tuple[np.ndarray, np.ndarray]
 def make_net(model_params: dict[str, Any], train_params: dict[str, Any]) -> keras.Model:
     """Seed everything, set the precision policy, then build the network `model.name`."""
     keras.utils.set_random_seed(int(train_params.get("seed", 0)))
-    # Across hosts, joining the job must come before the backend builds anything.
-    plan_distribution(train_params)
     # The policy must be set before layers are built; it only changes compute dtype, the
     # variables (and the saved model) stay float32.
     policy = "mixed_bfloat16" if train_params.get("mixed_precision", False) else "float32"
@@ -144,8 +142,8 @@ def fit(
     x_train, y_train = plan.shard(x_train, np.asarray(train[1]))
     x_val, y_val = plan.shard(as_model_input(val[0]), np.asarray(val[1]))
     per_device = int(params["batch_size"])
-    batch_size = plan.fit_batch_size(per_device)
-    val_batch_size = plan.fit_batch_size(max(per_device, 256 // plan.replicas))
+    batch_size = plan.global_batch_size(per_device)
+    val_batch_size = plan.global_batch_size(max(per_device, 256 // plan.replicas))
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     if plan.enabled:
         print(plan.describe(per_device, float(params["lr"])))

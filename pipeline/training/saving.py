@@ -1,13 +1,18 @@
-"""Save and load the trained network (`paths.model`, a `.keras` file)."""
+"""Trained networks on disk: the `train` stage's `.keras` file (`paths.model`), and the
+`ensemble` stage's folder (`paths.ensemble`: member networks listed in members.json)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import keras
 
 from pipeline.io import temp_dir
+
+#: The ensemble folder's index: one entry per member, its file and what it is.
+MEMBERS_FILE = "members.json"
 
 
 def save_keras(model: keras.Model, path: str | Path) -> Path:
@@ -30,3 +35,14 @@ def load_net(path: str | Path) -> keras.Model:
     import pipeline.models  # noqa: F401
 
     return keras.models.load_model(path, compile=False)
+
+
+def member_files(folder: str | Path) -> list[Path]:
+    """The member networks' files listed in `folder`'s members.json (none: an empty list)."""
+    folder = Path(folder)
+    index = folder / MEMBERS_FILE
+    if not index.is_file():
+        raise FileNotFoundError(
+            f"{index} not found: run the `ensemble` stage first (`dvc repro ensemble`)"
+        )
+    return [folder / m["file"] for m in json.loads(index.read_text(encoding="utf-8"))]
