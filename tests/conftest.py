@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +292,19 @@ def chromium() -> str:
         "no Chromium found for the browser tests: `apt-get install chromium` (Debian/Ubuntu; "
         ".ci/run does it) or set FERFLOW_CHROMIUM to a Chromium or Chrome executable"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Leftovers of killed runs (pipeline/io.py names temporary files after their process).
+# ---------------------------------------------------------------------------------------
+
+
+def ended_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)

@@ -15,10 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ended_pid
 
 from pipeline.app.cli import main
 from pipeline.app.media import VideoWriter
 from pipeline.config import REPO_ROOT
+from pipeline.io import HOST_TAG
 
 
 def run(capfd: pytest.CaptureFixture[str], *args: object) -> tuple[int, list[dict], str]:
@@ -37,26 +39,9 @@ def frame_count(video: Path) -> int:
     return count
 
 
-def dead_pid() -> int:
-    """The pid of a process that has ended (and been reaped)."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(done.stdout)
-
-
-def host_tag() -> str:
-    from pipeline.io import HOST_TAG
-
-    return HOST_TAG
-
-
 def leftover(folder: Path, target: str, pid: int, suffix: str = "") -> Path:
     """A temporary file as a run with `pid` would leave it, writing `target` in `folder`."""
-    path = folder / f".{target}.{pid}-{host_tag()}-0123abcd.tmp{suffix}"
+    path = folder / f".{target}.{pid}-{HOST_TAG}-0123abcd.tmp{suffix}"
     path.write_bytes(b"half a file")
     return path
 
@@ -180,12 +165,12 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(
 ):
     out = tmp_path / "annotated"
     out.mkdir()
-    gone = dead_pid()
+    gone = ended_pid()
     stale = [
         leftover(out, "face.mp4", gone, ".mp4"),  # an annotated video being written
         leftover(tmp_path, "records.jsonl", gone),  # the -o file
     ]
-    stale_dir = out / f".x.png.{gone}-{host_tag()}-89abcdef.tmp"
+    stale_dir = out / f".x.png.{gone}-{HOST_TAG}-89abcdef.tmp"
     stale_dir.mkdir()
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
         try:

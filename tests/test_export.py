@@ -10,7 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ended_pid
 
+from pipeline.io import HOST_TAG
 from pipeline.model_spec import read_spec
 
 OUTPUT_KEYS = ("onnx", "labels", "model_card", "model_json", "model_weights")
@@ -68,18 +70,6 @@ def test_float16_export_is_smaller(tiny_params, tmp_path):
     full = export_onnx(net, tmp_path / "f32.onnx").stat().st_size
     half = export_onnx(net, tmp_path / "f16.onnx", float16=True).stat().st_size
     assert half < 0.7 * full
-
-
-def ended_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                          capture_output=True, text=True)  # fmt: skip
-    return int(done.stdout)
-
-
-def host_tag() -> str:
-    from pipeline.io import HOST_TAG
-
-    return HOST_TAG
 
 
 def sha256(path) -> str:
@@ -195,7 +185,7 @@ def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
         shutil.copytree(root / name, tmp_path / name)
     # What an export killed mid-way leaves: its staging folder, named for an ended process.
     models = tmp_path / "models"
-    stale = models / f".export.{ended_pid()}-{host_tag()}-0123abcd.tmp"
+    stale = models / f".export.{ended_pid()}-{HOST_TAG}-0123abcd.tmp"
     (stale / "sub").mkdir(parents=True)
     (stale / "sub" / "raw.onnx").write_bytes(b"half a model")
 

@@ -8,17 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-
-def ended_pid() -> int:
-    """The pid of a process that has ended (and been reaped)."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(done.stdout)
+from conftest import ended_pid
 
 
 def temp(folder: Path, target: str, pid: int, host: str | None = None, suffix: str = "") -> Path:

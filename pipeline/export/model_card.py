@@ -8,7 +8,6 @@ easy to test; `CardInputs` gathers that data from the files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import LABELS, SPLITS
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from pipeline.io import sha256_file
 
 
 def read_json(path: str | Path | None) -> Any:
@@ -42,10 +34,8 @@ class ModelFile:
     what: str
 
     def row(self) -> str:
-        size = self.path.stat().st_size / 1e6
-        return (
-            f"| `{self.path.name}` | {self.what} | {size:.1f} MB | `{sha256_of(self.path)[:16]}` |"
-        )
+        size, digest = self.path.stat().st_size / 1e6, sha256_file(self.path)[:16]
+        return f"| `{self.path.name}` | {self.what} | {size:.1f} MB | `{digest}` |"
 
 
 @dataclass

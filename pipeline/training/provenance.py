@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import StageError
+from pipeline.io import sha256_file, write_json
 
 RUN_FILE = "run.json"
 
@@ -33,14 +34,6 @@ def data_hash(*arrays: np.ndarray) -> str:
     for array in arrays:
         digest.update(str((array.dtype, array.shape)).encode())
         digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -66,9 +59,7 @@ def write_run_record(
     log_dir: str | Path, record: dict[str, Any], model_path: str | Path
 ) -> dict[str, Any]:
     """`record` plus the model file's sha256, as `<log_dir>/run.json`."""
-    from pipeline.io import write_json
-
-    full = {**record, "model_sha256": file_sha256(model_path)}
+    full = {**record, "model_sha256": sha256_file(model_path)}
     write_json(Path(log_dir) / RUN_FILE, full)
     return full
 
@@ -116,7 +107,7 @@ def check_outputs(
                     f"{shown_record}: the run used {section}.{key}={ran.get(key)!r}, the params "
                     f"say {local.get(key)!r}; run it with the same parameter file"
                 )
-    if record.get("model_sha256") != file_sha256(model_path):
+    if record.get("model_sha256") != sha256_file(model_path):
         raise OutputsMismatch(
             f"{shown_model}: not the model file that run wrote (sha256 differs from "
             f"{RUN_FILE}); bring back the run's own model"
