@@ -26,9 +26,12 @@ def validate(params: dict[str, Any]) -> str:
     rows, dups = summary["rows"], summary["duplicates"]
     for warning in summary["warnings"]:
         print(f"validate: warning: {warning}")
+    repeated = (
+        f"; {dups['groups']:,} images appear more than once (a warning)" if dups["groups"] else ""
+    )
     return (
-        f"passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} rows; "
-        f"{dups['groups']:,} images appear more than once (a warning); report in {report_dir}"
+        f"passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} rows"
+        f"{repeated}; report in {report_dir}"
     )
 
 
