@@ -33,8 +33,9 @@ REPO_ROOT: Path = Path(__file__).resolve().parent.parent
 PARAMS_FILE: Path = REPO_ROOT / "params.yaml"
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
-    """Read params.yaml (DVC writes `-S key=value` overrides into it before a stage runs)."""
+def read_params_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as it is, unchecked: for the app, which only looks up `paths` in a
+    checkout. Stages load it through `pipeline.params.load_params`, which checks it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the repository root")

@@ -246,11 +246,17 @@ def check_params(raw: Any, source: str = "params.yaml") -> Params:
         raise ParamsError(f"{source}: {_explain(e, raw)}") from None
     if params.ensemble:
         for i, member in enumerate(params.ensemble.members):
-            merged = member_sections(_dump(params), member.model_dump())
+            # A member's `train` may set lr/epochs/batch_size too (the training code reads
+            # them there): check them where the schema has them, at the top.
+            train = dict(member.train)
+            top = {key: train.pop(key) for key in TOP_LEVEL_TRAIN_KEYS if key in train}
+            merged = member_sections(_dump(params), {"model": member.model, "train": train})
+            candidate = {**raw, **top, **merged}
             try:
-                Params.model_validate({**raw, "model": merged["model"], "train": merged["train"]})
+                Params.model_validate(candidate)
             except ValidationError as e:
-                raise ParamsError(f"{source}: ensemble.members[{i}]: {_explain(e, raw)}") from None
+                where = f"{source}: ensemble.members[{i}]"
+                raise ParamsError(f"{where}: {_explain(e, candidate)}") from None
     return params
 
 

@@ -23,7 +23,7 @@ from pipeline.app.emotion import (
 )
 from pipeline.app.recognizer import Face, Recognizer, crop
 from pipeline.app.records import frame_records
-from pipeline.config import LABELS, REPO_ROOT, load_params
+from pipeline.config import LABELS, REPO_ROOT, read_params_file
 from pipeline.model_spec import InputSpec, ModelSpec, write_spec
 
 # ---------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_records_match_the_example_in_the_docs():
 
 
 def test_model_file_names_are_the_export_stages():
-    paths = load_params()["paths"]
+    paths = read_params_file()["paths"]
     assert Path(paths["onnx"]).name == MODEL_FILE
     assert Path(paths["labels"]).name == LABELS_FILE
 
@@ -133,7 +133,7 @@ def test_default_model_is_the_shipped_one_when_present(tmp_path, monkeypatch, ap
     monkeypatch.setattr(emotion, "shipped_model_dir", lambda: None)
     monkeypatch.setattr(emotion, "repo_path", lambda p: tmp_path / p)
     paths = {"onnx": "out/e.onnx", "labels": "out/l.json"}
-    monkeypatch.setattr(emotion, "load_params", lambda: {"paths": paths})
+    monkeypatch.setattr(emotion, "read_params_file", lambda: {"paths": paths})
     assert default_model_files() == (tmp_path / "out/e.onnx", tmp_path / "out/l.json")
 
     monkeypatch.setattr(emotion, "shipped_model_dir", lambda: shipped)

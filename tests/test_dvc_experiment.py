@@ -141,14 +141,12 @@ def digest(*paths: Path) -> dict[str, str]:
     [
         ("lr=-1", "params: error: params.yaml: lr=-1: input should be greater than 0"),
         ("epochs=0", "params: error: params.yaml: epochs=0: input should be greater than or"),
-        ("batch_size=12.5", "params: error: params.yaml: batch_size=12.5: input should be a valid"),
         ("+lrr=0.001", "params: error: params.yaml: unknown key 'lrr'; did you mean 'lr'?"),
         (
             "+train.lr=0.001",
             "params: error: params.yaml: unknown key 'train.lr': `lr` is a top-level",
         ),
         ("train.optimizer=rmsprop", "train.optimizer='rmsprop': input should be 'sgd', 'adam' or"),
-        ("model.name=resnet", "model.name='resnet' is unknown; choose one of: seed, vgg"),
         # Refused by DVC itself, at once: `lr` exists (no `+`), `train.lr` does not.
         ("+lr=0.001", "Could not append to config. An item is already at 'lr'"),
         ("train.lr=0.001", "Key 'lr' is not in struct"),
@@ -205,7 +203,11 @@ def test_a_typo_in_params_yaml_stops_dvc_repro_before_any_output_is_deleted(proj
 def test_the_same_commit_reproduces_the_same_metrics(project):
     committed = (project.root / "reports" / "metrics.json").read_bytes()
     export_record = (project.root / "reports" / "export.json").read_bytes()
-    project.dvc("repro", "--force")
+    # Train again from scratch (the data stages' outputs are plain files: not the question),
+    # then evaluate and export, which rerun because the new model.keras is another file.
+    out = project.dvc("repro", "--force", "--single-item", "train")
+    out += project.dvc("repro")
+    assert "Running stage 'evaluate'" in out and "Running stage 'export'" in out
     assert (project.root / "reports" / "metrics.json").read_bytes() == committed
     assert (project.root / "reports" / "export.json").read_bytes() == export_record
     assert project.git("status", "--porcelain", "reports/metrics.json") == ""

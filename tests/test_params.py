@@ -88,6 +88,13 @@ def test_bad_values_are_refused_in_one_line(raw: dict, change, message: str) -> 
     assert re.search(message, refused(raw))
 
 
+def test_ensemble_members_may_set_the_training_knobs_in_their_train(raw: dict) -> None:
+    raw["ensemble"]["members"] = [{"model": {"name": "seed"}, "train": {"lr": 0.001, "seed": 1}}]
+    check_params(raw)
+    raw["ensemble"]["members"][0]["train"]["lr"] = -0.001
+    assert "ensemble.members[0]: lr=-0.001: input should be greater than 0" in refused(raw)
+
+
 def test_every_key_is_required_so_a_recipe_cannot_forget_one(raw: dict) -> None:
     for key in ("lr", "epochs", "batch_size", "model", "train", "export"):
         broken = copy.deepcopy(raw)

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.app.errors import AppError
-from pipeline.config import load_params, repo_path
+from pipeline.config import read_params_file, repo_path
 from pipeline.model_spec import ModelSpec, read_spec
 
 #: File names inside a model folder; the export stage writes them (params.yaml `paths.onnx`,
@@ -67,7 +67,7 @@ def default_model_files(precision: str = "auto") -> tuple[Path, Path]:
     if shipped is not None:
         return model_file(shipped, precision), shipped / LABELS_FILE
     try:
-        paths = load_params()["paths"]
+        paths = read_params_file()["paths"]
         onnx_path, labels_path = repo_path(paths["onnx"]), repo_path(paths["labels"])
     except (OSError, ValueError, KeyError, TypeError):
         # An installed copy has no params.yaml: fall back to the export stage's default folder.

@@ -24,6 +24,7 @@ import numpy as np
 
 from pipeline.config import LABELS
 from pipeline.data.shards import load_split
+from pipeline.errors import StageError
 from pipeline.evaluation.metrics import classes_without_support, classification_metrics
 from pipeline.evaluation.plots import plot_confusion, plot_per_class
 from pipeline.evaluation.predictors import Predictor, load_predictor
@@ -144,7 +145,7 @@ def run_evaluation(
 
     images, labels = load_split(prepared_dir, "test")
     if len(labels) == 0:
-        raise ValueError(f"{prepared_dir}: the test split is empty; nothing to evaluate")
+        raise StageError(f"{prepared_dir}: the test split is empty; nothing to evaluate")
     settings = params.get("evaluate", {})
     batch_size = int(settings.get("batch_size", 512))
     predict = load_predictor(model_path, batch_size)
