@@ -132,7 +132,7 @@ def test_ctrl_c_during_training_ends_with_one_line(project):
 
 
 def digest(*paths: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
 @pytest.mark.slow
@@ -156,6 +156,9 @@ def test_bad_params_stop_the_experiment_before_any_output_is_deleted(project, ov
     repo = project.root
     kept = [repo / "models" / "model.keras", repo / "models" / "emotion.onnx"]
     kept += [repo / "reports" / "metrics.json", repo / "reports" / "eval" / "confusion.json"]
+    # The checked views too: every later stage depends on one, so losing them would break
+    # the next `dvc repro --single-item` even after the value is fixed.
+    kept += sorted((repo / "reports" / "params").glob("*.json"))
     before = digest(*kept)
     done = subprocess.run(
         [sys.executable, "-m", "dvc", "exp", "run", "-S", override],
@@ -180,7 +183,8 @@ def test_bad_params_stop_the_experiment_before_any_output_is_deleted(project, ov
 def test_a_typo_in_params_yaml_stops_dvc_repro_before_any_output_is_deleted(project):
     repo = project.root
     model = repo / "models" / "model.keras"
-    before = digest(model, repo / "reports" / "metrics.json")
+    kept = [model, repo / "reports" / "metrics.json", repo / "reports" / "params" / "train.json"]
+    before = digest(*kept)
     text = (repo / "params.yaml").read_text()
     typo = re.sub(r"(?m)^lr:", "lrr:", text, count=1)
     assert typo != text
@@ -193,7 +197,7 @@ def test_a_typo_in_params_yaml_stops_dvc_repro_before_any_output_is_deleted(proj
         assert done.returncode != 0
         assert "params: error: params.yaml: unknown key 'lrr'; did you mean 'lr'?" in done.stderr
         assert "Traceback" not in done.stderr
-        assert digest(model, repo / "reports" / "metrics.json") == before
+        assert digest(*kept) == before
     finally:
         (repo / "params.yaml").write_text(text)
         project.dvc("checkout", "--force")
