@@ -255,8 +255,14 @@ def test_report_compares_two_commits_that_differ_in_lr(project):
     params["lr"] = 0.05
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     project.dvc("repro")
+    # `--renormalize` hashes every tracked file: once in CI, `git add -A` alone missed this
+    # same-size edit of params.yaml (its index entry carried the edited file's stat with the
+    # old content's hash, rewritten during the run; not reproduced since) and committed
+    # lr 0.05's results with lr 0.01's params.yaml.
+    project.git("add", "--renormalize", ".")
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "lr 0.05")
+    assert "params.yaml" in project.git("show", "--name-only", "--format=", "HEAD").split()
     head = accuracy()
 
     md = project.run(
@@ -267,7 +273,7 @@ def test_report_compares_two_commits_that_differ_in_lr(project):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:4] == [f"{base:.4f}", f"{head:.4f}"]
     assert cells[4].startswith(f"{head - base:+.4f}" if head != base else "0")
-    assert f"| `lr` | {base_lr} | 0.05 |" in md
+    assert f"| `lr` | {base_lr} | 0.05 |" in md, md
 
 
 SHARED_CSV = REPO_ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.xz"
