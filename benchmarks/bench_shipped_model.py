@@ -48,8 +48,7 @@ def main() -> int:
 
     spec = read_spec(args.model_dir / "labels.json")
     images, labels = read_fer_csv(args.csv).split_arrays()["test"]
-    x = images.astype(np.float32) * spec.input.scale + spec.input.offset
-    x = x[..., None] if spec.input.layout == "NHWC" else x[:, None]
+    x = spec.input.feed(images[..., None])
     print(
         f"{platform.machine()}, {os.cpu_count()} CPU cores, ONNX Runtime {ort.__version__}; "
         f"PrivateTest, {len(labels)} faces"

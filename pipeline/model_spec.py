@@ -7,7 +7,8 @@ Shape (other tools read it, so fields are only ever added, never renamed)::
                "scale": 1.0, "offset": 0.0}}
 
 The ONNX input is a float32 batch of grayscale faces `pixel * scale + offset`, the output
-the class probabilities in `labels` order. Plain Python only: the app imports this.
+the class probabilities in `labels` order. Plain Python and numpy only: the app imports
+this.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pipeline.config import IMAGE_SIZE, LABELS
 
@@ -28,6 +31,11 @@ class InputSpec:
     layout: str = "NHWC"
     scale: float = 1.0
     offset: float = 0.0
+
+    def feed(self, pixels: np.ndarray) -> np.ndarray:
+        """Faces (N, height, width, channels), 0..255 pixels -> the model's float32 input."""
+        x = np.asarray(pixels, np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.layout == "NCHW" else x)
 
 
 @dataclass(frozen=True)

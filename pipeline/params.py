@@ -424,14 +424,9 @@ def _describe_type(field: Any) -> str:
 
     annotation = field.annotation
     text = getattr(annotation, "__name__", None) or str(annotation)
-    args = getattr(annotation, "__args__", ())
-    if getattr(annotation, "__origin__", None) is Literal or (
-        args and all(isinstance(a, str) for a in args)
-    ):
-        text = " | ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in args)
-    elif "Literal" in str(annotation):
-        text = str(annotation).replace("typing.", "").replace("Literal", "")
-        text = text.replace("[", "").replace("]", "").replace("'", "").replace(", ", " | ")
+    if getattr(annotation, "__origin__", None) is Literal:
+        choices = annotation.__args__
+        text = " | ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in choices)
     text = text.replace("NoneType", "null").replace("typing.", "")
     bounds = []
     for meta in field.metadata:

@@ -185,10 +185,7 @@ class EmotionModel:
             interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
             image = cv2.resize(image, (s.width, s.height), interpolation=interp)
             batch[i] = image.reshape(s.height, s.width, s.channels)
-        batch = batch * np.float32(s.scale) + np.float32(s.offset)
-        if s.layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(batch)
+        return s.feed(batch)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """A prepared batch -> probabilities (N, len(labels)), one session call for all faces."""

@@ -50,13 +50,8 @@ class OnnxPredictor:
         self.input_name = self.session.get_inputs()[0].name
 
     def model_input(self, faces: np.ndarray) -> np.ndarray:
-        x = np.asarray(faces, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[..., None]
-        x = x * self.spec.input.scale + self.spec.input.offset
-        return np.ascontiguousarray(
-            x.transpose(0, 3, 1, 2) if self.spec.input.layout == "NCHW" else x
-        )
+        x = np.asarray(faces)
+        return self.spec.input.feed(x[..., None] if x.ndim == 3 else x)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         x = self.model_input(faces)

@@ -88,22 +88,23 @@ def export_bundle(
         int8 = _export_int8(
             float_onnx, staged["int8"], prepared_dir, test_images, test_labels, settings, spec
         )
-        summary = read_json(Path(eval_dir) / "summary.json") or {}
-        write_spec(staged["labels"], _with_accuracy(spec, params, summary.get("test"), int8))
+        eval_dir = Path(eval_dir)
+        summary = read_json(eval_dir / "summary.json")
+        test = (summary or {}).get("test")
+        write_spec(staged["labels"], _with_accuracy(spec, params, test, int8))
         record = {"int8": {k: int8[k] for k in ("accuracy", "agreement")}}
         write_json(staged["export_record"], record)
 
         files = [ModelFile(model_path if adopt else staged["onnx"], _float_what(settings, adopt))]
         files.append(ModelFile(staged["int8"], "static int8 ONNX (default of the app)"))
         files.append(ModelFile(staged["labels"], "input contract and label order"))
-        eval_dir = Path(eval_dir)
         card = CardInputs(
             params=params,
             network=network,
             parameter_count=count,
             files=files,
             manifest=read_manifest(prepared_dir),
-            summary=read_json(eval_dir / "summary.json"),
+            summary=summary,
             per_class=read_json(eval_dir / "per_class.json"),
             run=run,
             trained_by=settings["trained_by"] if adopt else None,
