@@ -238,7 +238,7 @@ def test_int8_asked_for_where_the_folder_has_none(capfd, app_model_dir, png):
     line = fails(capfd, "predict", png, "--model-dir", app_model_dir, "--precision", "int8")
     assert line == (
         f"{app_model_dir / 'emotion.int8.onnx'}: this model folder has no int8 model; use "
-        "--precision float, or make one with the export stage (export.quantize: int8)"
+        "--precision float, or make one with the export stage (`dvc repro export`)"
     )
 
 

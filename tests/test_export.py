@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from conftest import ended_pid
 
 from pipeline.io import HOST_TAG
 from pipeline.model_spec import read_spec
+from pipeline.params import all_keys
 
 OUTPUT_KEYS = ("onnx", "labels", "model_card", "model_json", "model_weights")
 FILE_NAMES = {
@@ -252,9 +254,12 @@ def test_a_failing_int8_model_writes_nothing(trained, tmp_path):
     root, params, prepared = trained
     # No int8 model can lose less than nothing and agree on more than everything.
     params = {**params, "export": {**params["export"], "int8_min_agreement": 1.01}}
-    with pytest.raises(QuantizationError, match=r"nothing was written"):
+    with pytest.raises(QuantizationError, match=r"nothing was written") as caught:
         export_to(tmp_path, params, prepared, root / "model.keras")
     assert list((tmp_path / "models").iterdir()) == []
+    # The fix it suggests names keys the params schema has.
+    named = set(re.findall(r"export\.\w+", str(caught.value)))
+    assert named and named <= set(all_keys())
 
 
 def test_an_onnx_model_is_adopted_as_it_is(trained, tmp_path):

@@ -54,7 +54,7 @@ def model_file(folder: Path, precision: str = "auto") -> Path:
     if precision == "int8" and not int8.is_file():
         raise AppError(
             f"{int8}: this model folder has no int8 model; use --precision float, or make one "
-            "with the export stage (export.quantize: int8)"
+            "with the export stage (`dvc repro export`)"
         )
     if precision == "float" or not int8.is_file():
         return folder / MODEL_FILE

@@ -135,7 +135,7 @@ def accept_int8(
             f"the int8 model scores {report.accuracy:.2%} on {len(labels)} test faces against "
             f"float's {report.float_accuracy:.2%} (allowed drop {max_drop:.2%}) and agrees with "
             f"it on {report.agreement:.2%} of them (needed {min_agreement:.0%}); nothing was "
-            "written. Calibrate on more faces (export.calibration_images) or set "
-            "export.quantize: none"
+            "written. Calibrate on more faces (export.calibration_images), or allow more "
+            "(export.int8_max_drop, export.int8_min_agreement)"
         )
     return report
