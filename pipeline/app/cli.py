@@ -87,7 +87,8 @@ def _model_options(parser: argparse.ArgumentParser, defaults: AppDefaults) -> No
         "--threads",
         type=_positive_int,
         metavar="N",
-        help="ONNX Runtime threads for each network (default: one per core)",
+        help="ONNX Runtime threads for each network (default: one per core; predict: 1, "
+        "and one frame per core analysed at once)",
     )
     group.add_argument(
         "--margin",
@@ -218,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars and no summary"
     )
+    predict.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="frames analysed at once, each on its own thread, in folders and videos; the "
+        "records are the same for any N (default: one per core, divided by --threads)",
+    )
     _smoothing_option(predict, PREDICT)
     _model_options(predict, PREDICT)
 
@@ -331,10 +339,16 @@ def _recognizer(args: argparse.Namespace, model=None):  # -> Recognizer, importe
 
 def _predict(args: argparse.Namespace) -> int:
     from pipeline.app.media import input_kind
+    from pipeline.app.ordered import cores
     from pipeline.app.predict import Options, run_predict
 
     for path in args.paths:
         input_kind(path)  # a missing input fails before the model is loaded
+    # Several frames at once, one thread each, beat one frame at a time on every core: a
+    # small network splits poorly across threads, and decoding overlaps the networks.
+    workers = args.workers or max(1, cores() // (args.threads or 1))
+    if args.threads is None and workers > 1:
+        args.threads = 1
     options = Options(
         output=args.output,
         annotate_dir=args.annotate,
@@ -342,6 +356,7 @@ def _predict(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         progress=False if args.quiet else None,
         max_pixels=args.max_pixels,
+        workers=workers,
     )
     summary = run_predict(args.paths, _recognizer(args), options)
     if not args.quiet:

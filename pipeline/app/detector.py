@@ -36,6 +36,9 @@ DETECTORS = ("centerface", "haar")
 
 
 class Detector(Protocol):
+    """`detect` is called from one thread at a time unless the detector's class sets
+    `thread_safe = True`."""
+
     def detect(self, frame: np.ndarray) -> np.ndarray:
         """Face boxes (N, 4) int32 `x, y, w, h` in frame pixels, FER2013 framing, left to right."""
         ...
@@ -110,6 +113,9 @@ class CenterFace:
     with each centre's box size and offset."""
 
     smallest = CENTERFACE_SMALLEST
+    #: `detect` may run on several threads at once: it only reads its attributes, and ONNX
+    #: Runtime's `run` is thread-safe.
+    thread_safe = True
 
     def __init__(
         self,

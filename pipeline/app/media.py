@@ -117,7 +117,11 @@ def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.
     return image, warning
 
 
-_stderr_lock = threading.Lock()
+#: Held while `load_image` collects what decoders print to the process's stderr: another
+#: thread that writes to stderr meanwhile must hold it too, or its text is taken for the
+#: decoder's (and dropped). `ferflow predict` decodes on several threads and holds it for
+#: its progress bars and messages.
+STDERR_LOCK = threading.Lock()
 _stderr_file = None
 
 
@@ -137,7 +141,7 @@ def _decoder_messages() -> Iterator[list[str]]:
     except (OSError, ValueError):
         yield said  # no stderr to redirect (e.g. a GUI process)
         return
-    with _stderr_lock:
+    with STDERR_LOCK:
         if _stderr_file is None:  # one per process, kept open and reused
             _stderr_file = tempfile.TemporaryFile()  # noqa: SIM115
         _stderr_file.seek(0)

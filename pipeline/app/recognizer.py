@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass
 
@@ -46,6 +48,18 @@ def crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
     return inside
 
 
+@dataclass(frozen=True)
+class Look:
+    """What one frame shows before any tracking: face boxes (N, 4), raw probabilities (N, K),
+    face signatures (video only), and the seconds spent detecting and classifying."""
+
+    boxes: np.ndarray
+    probabilities: np.ndarray
+    signatures: list[np.ndarray] | None
+    detect_seconds: float
+    classify_seconds: float
+
+
 class Recognizer:
     """Faces and their emotions in BGR frames.
 
@@ -78,6 +92,9 @@ class Recognizer:
         self._since_detection = 0
         self.detect_seconds = 0.0
         self.classify_seconds = 0.0
+        # ONNX Runtime sessions may run on several threads at once; an OpenCV cascade may not.
+        thread_safe = getattr(self.detector, "thread_safe", False)
+        self._detecting = contextlib.nullcontext() if thread_safe else threading.Lock()
 
     def start_video(self, smoothing: float) -> None:
         """The next frames are consecutive frames of one video or stream."""
@@ -88,28 +105,66 @@ class Recognizer:
         self.tracker, self._cuts, self._boxes, self._ids = None, None, None, []
 
     def __call__(self, frame: np.ndarray) -> list[Face]:
+        cut = self._scene_cut(frame)
+        found = None
+        if self.tracker is not None and not cut and self._since_detection < self.detect_every - 1:
+            found = self._reuse(frame)
+        if found is None:
+            found, self._since_detection = self.look(frame), 0
+        return self._faces(found)
+
+    def look(self, frame: np.ndarray) -> Look:
+        """Detect, crop and classify the faces of one frame, and nothing else.
+
+        It changes no state (the detector's and the model's sessions may be shared between
+        threads), so `ferflow predict` runs it on several frames at once and hands each
+        result to `follow` in frame order. Face signatures are computed in video mode only.
+        """
         start = time.perf_counter()
-        video = self.tracker is not None and self._cuts is not None
-        cut = video and self._cuts.is_cut(frame)  # type: ignore[union-attr]
-        if cut:
-            self.tracker.reset()  # type: ignore[union-attr]
-        source = frame
-        if self.model.spec.input.channels == 1 and frame.ndim == 3:
-            source = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = crops = signatures = None
-        if video and not cut and self._since_detection < self.detect_every - 1:
-            boxes, crops, signatures = self._reuse(source)
-        if boxes is None:
-            boxes, self._since_detection = self.detector.detect(frame), 0
-            crops = [crop(source, box, self.margin) for box in boxes]
-            signatures = [face_signature(c) for c in crops] if video else None
+        source = self._source(frame)
+        with self._detecting:
+            boxes = self.detector.detect(frame)
+        crops = [crop(source, box, self.margin) for box in boxes]
+        signatures = [face_signature(c) for c in crops] if self.tracker is not None else None
         detected = time.perf_counter()
         probs = self.model.classify(crops)
-        self.detect_seconds += detected - start
-        self.classify_seconds += time.perf_counter() - detected
+        classified = time.perf_counter()
+        return Look(boxes, probs, signatures, detected - start, classified - detected)
+
+    def follow(self, frame: np.ndarray, found: Look) -> list[Face]:
+        """The faces of a frame that `look` analysed, handed over in frame order: the same as
+        calling the recognizer on the frame, for still images and for video when the detector
+        runs on every frame (`detect_every=1`)."""
+        if self.tracker is not None and self.detect_every != 1:
+            raise ValueError("in video, follow() needs detect_every=1 (reused boxes need the past)")
+        self._scene_cut(frame)
+        self._since_detection = 0
+        return self._faces(found)
+
+    def _source(self, frame: np.ndarray) -> np.ndarray:
+        """The frame faces are cropped from: grayscale for a grayscale model."""
+        if self.model.spec.input.channels == 1 and frame.ndim == 3:
+            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return frame
+
+    def _scene_cut(self, frame: np.ndarray) -> bool:
+        """In video mode, whether `frame` starts a new scene (tracks are then forgotten)."""
+        if self.tracker is None or self._cuts is None:
+            return False
+        start = time.perf_counter()
+        cut = self._cuts.is_cut(frame)
+        if cut:
+            self.tracker.reset()
+        self.detect_seconds += time.perf_counter() - start
+        return cut
+
+    def _faces(self, found: Look) -> list[Face]:
+        self.detect_seconds += found.detect_seconds
+        self.classify_seconds += found.classify_seconds
+        boxes, probs = found.boxes, found.probabilities
         ids: list[int | None] = [None] * len(boxes)
         if self.tracker is not None:
-            ids, probs = self.tracker.update(boxes, probs, signatures)  # type: ignore[assignment]
+            ids, probs = self.tracker.update(boxes, probs, found.signatures)  # type: ignore[assignment]
             self._boxes, self._ids = boxes, list(ids)  # type: ignore[arg-type]
         labels = self.model.labels
         faces = []
@@ -118,17 +173,23 @@ class Recognizer:
             faces.append(Face(tuple(int(v) for v in box), p, labels[best], float(p[best]), track))
         return faces
 
-    def _reuse(self, source: np.ndarray):
-        """The previous frame's boxes, crops and signatures, if each box still shows its
-        track's face; (None, None, None) if one does not (it moved away, or another face took
+    def _reuse(self, frame: np.ndarray) -> Look | None:
+        """The previous frame's boxes, with this frame's crops classified, if each box still
+        shows its track's face; None if one does not (it moved away, or another face took
         its place: the detector must look again)."""
         tracker = self.tracker
         if self._boxes is None or tracker is None:
-            return None, None, None
+            return None
+        start = time.perf_counter()
+        source = self._source(frame)
         crops = [crop(source, box, self.margin) for box in self._boxes]
         signatures = [face_signature(c) for c in crops]
         pairs = zip(self._ids, signatures, strict=True)
         if not all(tracker.looks_like(track, signature) for track, signature in pairs):
-            return None, None, None
+            self.detect_seconds += time.perf_counter() - start
+            return None
         self._since_detection += 1
-        return self._boxes, crops, signatures
+        checked = time.perf_counter()
+        probs = self.model.classify(crops)
+        classified = time.perf_counter()
+        return Look(self._boxes, probs, signatures, checked - start, classified - checked)
