@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 #: FER2013's label order; index i is the class of `emotion == i` in the CSV.
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES: int = len(LABELS)
@@ -36,6 +34,8 @@ PARAMS_FILE: Path = REPO_ROOT / "params.yaml"
 def read_params_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """params.yaml as it is, unchecked: for the app, which only looks up `paths` in a
     checkout. Stages load it through `pipeline.params.load_params`, which checks it."""
+    import yaml  # here, not at the top: the app imports this module and rarely needs YAML
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the repository root")

@@ -342,11 +342,13 @@ def _predict(args: argparse.Namespace) -> int:
     from pipeline.app.ordered import cores
     from pipeline.app.predict import Options, run_predict
 
-    for path in args.paths:
-        input_kind(path)  # a missing input fails before the model is loaded
+    # A missing input fails before the model is loaded.
+    kinds = [input_kind(path) for path in args.paths]
     # Several frames at once, one thread each, beat one frame at a time on every core: a
-    # small network splits poorly across threads, and decoding overlaps the networks.
-    workers = args.workers or max(1, cores() // (args.threads or 1))
+    # small network splits poorly across threads, and decoding overlaps the networks. A
+    # single photo has nothing to overlap: its networks get every core instead.
+    one_photo = kinds == ["image"]
+    workers = args.workers or (1 if one_photo else max(1, cores() // (args.threads or 1)))
     if args.threads is None and workers > 1:
         args.threads = 1
     options = Options(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -44,6 +46,9 @@ def in_order(work: Callable[[In], Out], items: Iterable[In], workers: int) -> It
     if workers == 1:
         yield from map(work, items)
         return
+    # Imported here: it brings in `logging`, start-up that a single photo need not pay.
+    from concurrent.futures import ThreadPoolExecutor
+
     pending: deque[Future[Out]] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="ferflow-worker") as pool:
         try:
