@@ -5,34 +5,44 @@
    per second alone (one face per call, and batches of 64), in-process on both sides.
 2. The whole pipelines on the same frames: 640x480, each holding three PrivateTest faces of
    96-160 px over a photo. Scored per true face: found (a box with IoU >= 0.4) and found and
-   labelled right; every other box is a false detection.
+   labelled right (the end-to-end accuracy); every other box is a false detection.
    - ferflow is timed as a whole process, start-up included: `ferflow predict FOLDER` on the
      frames as PNG files, with its defaults (and once per model file of the folder:
      `--precision int8` / `float`), and `ferflow live VIDEO --no-window --no-skip` on the same
      frames as an MPEG-4 video (the live path with its defaults; every frame analysed).
-   - fer is timed by its own clock: `FER().detect_emotions(frame)` over the frames already in
-     memory, after one warm-up call; its start-up (TensorFlow's import, model loading) and
-     image reading are not counted.
+   - fer is timed two ways, both printed:
+     - by its own clock: `FER().detect_emotions(frame)` over the frames already in memory,
+       after one warm-up call; its start-up (TensorFlow's import, model loading) and image
+       reading are not counted. The stricter comparison for ferflow.
+     - as a whole process, as ferflow is: a script that imports fer, makes `FER()`, reads
+       each PNG file and calls `detect_emotions` on it.
+   Each is run `--runs` times, rounds interleaved (fer, then ferflow) so that both meet the
+   same load; the tables show the median run.
 
-`fer` is not a dependency of ferflow (it needs TensorFlow and torch): its side runs in a
-separate environment, as a subprocess of this script (`--peer-python`). Make it once:
+`fer` is not a dependency of ferflow (it needs TensorFlow): its side runs in a separate
+environment, as a subprocess of this script (`--peer-python`). Make it once (2.6 GB; fer
+lists facenet-pytorch, which pins torch<2.3 and would pull a CUDA build of torch, several GB,
+for its MTCNN detector; fer's default Haar detector, used here, needs none of it):
 
     python3 -m venv /tmp/peer
-    /tmp/peer/bin/pip install torch==2.13.0      # first: pip then takes the CPU wheel
-    /tmp/peer/bin/pip install fer 'setuptools<80'  # setuptools<80: fer imports pkg_resources
+    /tmp/peer/bin/pip install 'setuptools<80' tensorflow opencv-contrib-python pandas \
+        requests Pillow                                # setuptools<80: fer imports pkg_resources
+    /tmp/peer/bin/pip install --no-deps fer==25.10.3
 
 Then:
 
     xz -dc ../shared/data/fer2013/fer2013.csv.xz > /tmp/fer2013.csv
     python benchmarks/bench_peer.py /tmp/fer2013.csv --peer-python /tmp/peer/bin/python
 
-Figures depend on the machine and on what else runs on it: the script prints both, with the
-load average before and after. Without `--peer-python` only ferflow's side runs.
+Figures depend on the machine and on what else runs on it: the script prints both (CPU
+model, cores, load average before, during and after). Without `--peer-python` only
+ferflow's side runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -74,47 +84,64 @@ def faces_per_second(classify, faces: np.ndarray, batch: int, rounds: int = 3) -
     return best
 
 
-def peer_worker(folder: Path) -> None:
-    """Runs inside the peer environment: fer's defaults on the inputs in `folder`."""
+def _fer():
+    """fer's detector with its defaults (OpenCV's Haar cascade, its quantized TFLite model),
+    and its label order."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import fer
     from fer.fer import FER
 
-    crops, labels = np.load(folder / "crops.npy"), np.load(folder / "labels.npy")
-    frames = np.load(folder / "frames.npy")
-    detector = FER()  # its defaults: OpenCV's Haar cascade and its quantized TFLite model
-    classify = detector._classify_emotions  # fer's own batch call
-    order = list(FER._get_labels().values())
+    return FER(), list(FER._get_labels().values()), fer.__version__
 
-    def prepare(faces: np.ndarray) -> np.ndarray:
-        # Exactly fer.detect_emotions' preprocessing: resize to 64x64, (x / 255 - 0.5) * 2.
-        resized = np.array([cv2.resize(f, (64, 64)) for f in faces], dtype=np.float32)
-        return (resized / 255.0 - 0.5) * 2.0
 
-    probs = np.concatenate(
-        [classify(prepare(crops[i : i + 256])) for i in range(0, len(crops), 256)]
-    )
-    detector.detect_emotions(frames[0])  # warm-up
-    start, cpu = time.perf_counter(), time.process_time()
-    found = [detector.detect_emotions(frame) for frame in frames]
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    result = {
-        "name": f"fer {fer.__version__}",
-        "accuracy": float((probs.argmax(1) == labels).mean()),
-        "model_single": faces_per_second(lambda b: classify(prepare(b)), crops, 1),
-        "model_batched": faces_per_second(lambda b: classify(prepare(b)), crops, BATCH),
-        "frames": [
-            [
-                [list(map(int, f["box"])), order.index(max(f["emotions"], key=f["emotions"].get))]
-                for f in faces
-            ]
-            for faces in found
-        ],  # fmt: skip
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "opencv": cv2.__version__,
-    }
-    (folder / "peer.json").write_text(json.dumps(result))
+def _fer_found(found: list, order: list[str]) -> list:
+    """fer's answers per frame -> per frame, a list of (box, class index)."""
+    return [
+        [[list(map(int, f["box"])), order.index(max(f["emotions"], key=f["emotions"].get))]
+         for f in faces]
+        for faces in found
+    ]  # fmt: skip
+
+
+def peer_worker(mode: str, folder: Path) -> None:
+    """Runs inside the peer environment; writes `folder/peer-MODE.json`.
+
+    - models: the emotion model alone on the PrivateTest crops (accuracy, faces/s).
+    - clock: `detect_emotions` over the frames in memory, timed by its own clock.
+    - whole: what a user's script does, timed from outside: read each PNG file, detect.
+    """
+    detector, order, version = _fer()
+    result: dict = {"name": f"fer {version}", "opencv": cv2.__version__}
+    if mode == "models":
+        crops, labels = np.load(folder / "crops.npy"), np.load(folder / "labels.npy")
+        classify = detector._classify_emotions  # fer's own batch call
+
+        def prepare(faces: np.ndarray) -> np.ndarray:
+            # Exactly fer.detect_emotions' preprocessing: resize to 64x64, (x / 255 - 0.5) * 2.
+            resized = np.array([cv2.resize(f, (64, 64)) for f in faces], dtype=np.float32)
+            return (resized / 255.0 - 0.5) * 2.0
+
+        probs = np.concatenate(
+            [classify(prepare(crops[i : i + 256])) for i in range(0, len(crops), 256)]
+        )
+        result["accuracy"] = float((probs.argmax(1) == labels).mean())
+        result["model_single"] = faces_per_second(lambda b: classify(prepare(b)), crops, 1)
+        result["model_batched"] = faces_per_second(lambda b: classify(prepare(b)), crops, BATCH)
+    elif mode == "clock":
+        frames = np.load(folder / "frames.npy")
+        detector.detect_emotions(frames[0])  # warm-up
+        start, cpu = time.perf_counter(), time.process_time()
+        found = [detector.detect_emotions(frame) for frame in frames]
+        result["seconds"], result["cpu_seconds"] = (
+            time.perf_counter() - start,
+            time.process_time() - cpu,
+        )
+        result["frames"] = _fer_found(found, order)
+    else:
+        files = sorted((folder / "frames").glob("*.png"))
+        found = [detector.detect_emotions(cv2.imread(str(f))) for f in files]
+        result["frames"] = _fer_found(found, order)
+    (folder / f"peer-{mode}.json").write_text(json.dumps(result))
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,19 +203,24 @@ def score(
     }
 
 
-def ferflow_process(args: list[str], records: Path) -> tuple[float, float]:
-    """Run `ferflow ARGS -q -o RECORDS` as its own process; its wall-clock and CPU seconds
-    (all threads; steadier than wall time when other work shares the machine)."""
-    command = [sys.executable, "-m", "pipeline.app.cli", *args, "-q", "-o", str(records)]
+def timed_process(command: list[str]) -> tuple[float, float]:
+    """Run `command` as its own process; its wall-clock and CPU seconds (all threads; steadier
+    than wall time when other work shares the machine)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr.strip()}")
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"{' '.join(command)} failed:\n{tail}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return seconds, cpu
+
+
+def ferflow_command(args: list[str], records: Path) -> list[str]:
+    """`ferflow ARGS -q -o RECORDS`, as a user runs it (this checkout's code)."""
+    return [sys.executable, "-m", "pipeline.app.cli", *args, "-q", "-o", str(records)]
 
 
 def read_records(records: Path, key: str, names: list) -> list[list]:
@@ -204,10 +236,8 @@ def read_records(records: Path, key: str, names: list) -> list[list]:
     return [per_frame[name] for name in names]
 
 
-def ours(model_dir: Path | None, frames, truths, labels, folder: Path) -> list[dict]:
-    """ferflow's whole process on the frames: predict (each model file), then live."""
-    from pipeline.app.emotion import INT8_MODEL_FILE, MODEL_FILE, shipped_model_dir
-
+def write_inputs(frames: np.ndarray, folder: Path) -> tuple[Path, Path, list[str]]:
+    """The frames as PNG files (for `predict` and fer's whole process) and as a video."""
     images = folder / "frames"
     images.mkdir(exist_ok=True)
     names = [f"{i:04d}.png" for i in range(len(frames))]
@@ -218,30 +248,31 @@ def ours(model_dir: Path | None, frames, truths, labels, folder: Path) -> list[d
     for frame in frames:
         writer.write(frame)
     writer.release()
+    return images, video, names
+
+
+def ferflow_variants(model_dir: Path | None, images: Path, video: Path) -> list[tuple]:
+    """(name, command arguments, records key) of each ferflow pipeline to time."""
+    from pipeline.app.emotion import INT8_MODEL_FILE, MODEL_FILE, shipped_model_dir
 
     model_args = ["--model-dir", str(model_dir)] if model_dir else []
     where = model_dir or shipped_model_dir()
     precisions = [p for p, f in (("int8", INT8_MODEL_FILE), ("float", MODEL_FILE))
                   if (where / f).is_file()]  # fmt: skip
-    runs = []
-    records = folder / "records.jsonl"
-    for precision in precisions:
-        timing = ferflow_process(["predict", str(images), "--precision", precision, *model_args],
-                                 records)  # fmt: skip
-        result = score(read_records(records, "file", names), truths, labels, *timing)
-        runs.append({"name": f"ferflow predict FOLDER, {precision}", **result})
-    timing = ferflow_process(["live", str(video), "--no-window", "--no-skip", *model_args], records)
-    found = read_records(records, "frame", list(range(len(frames))))
-    result = score(found, truths, labels, *timing)
-    runs.append({"name": f"ferflow live VIDEO --no-skip, {precisions[0]}", **result})
-    # Start-up alone: the same command on one frame (imports, both networks loaded).
-    one = folder / "one"
-    one.mkdir(exist_ok=True)
-    cv2.imwrite(str(one / names[0]), frames[0])
-    startup, _ = ferflow_process(["predict", str(one / names[0]), *model_args], records)
-    for run in runs:
-        run["startup"] = startup
-    return runs
+    variants = [
+        (f"ferflow predict FOLDER, {p}",
+         ["predict", str(images), "--precision", p, *model_args], "file")
+        for p in precisions
+    ]  # fmt: skip
+    live = ["live", str(video), "--no-window", "--no-skip", *model_args]
+    variants.append((f"ferflow live VIDEO --no-skip, {precisions[0]}", live, "frame"))
+    return variants
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time, with every run's seconds beside it."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[(len(ordered) - 1) // 2], "runs": [r["seconds"] for r in runs]}
 
 
 def models_alone(model_dir: Path | None, crops: np.ndarray, labels: np.ndarray) -> list[dict]:
@@ -269,58 +300,78 @@ def models_alone(model_dir: Path | None, crops: np.ndarray, labels: np.ndarray) 
     return out
 
 
-def run_peer(python: str, folder: Path) -> dict:
-    done = subprocess.run(
-        [python, __file__, "--worker", str(folder)], capture_output=True, text=True, check=False
+def run_peer(python: str, mode: str, folder: Path) -> tuple[dict, float, float]:
+    """One peer worker process; its result, and its wall-clock and CPU seconds."""
+    seconds, cpu = timed_process([python, __file__, "--worker", mode, str(folder)])
+    return json.loads((folder / f"peer-{mode}.json").read_text()), seconds, cpu
+
+
+def machine() -> str:
+    """The CPU model, the cores, the system: figures mean little without them."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import onnxruntime
+
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, ONNX Runtime {onnxruntime.__version__}, "
+        f"OpenCV {cv2.__version__}"
     )
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise SystemExit(f"the peer's side failed in {python}:\n{tail}")
-    return json.loads((folder / "peer.json").read_text())
 
 
-def print_tables(models: list[dict], pipelines: list[dict], peer: dict | None) -> None:
+def print_tables(
+    models: list[dict], pipelines: list[dict], peers: list[dict], startup: list[float]
+) -> None:
     print("\nEmotion models alone (PrivateTest 48x48 crops, no detection; in-process):\n")
     print("| model | PrivateTest accuracy | faces/s, one per call | faces/s, batches of 64 |")
     print("|---|---|---|---|")
     for m in models:
         print(f"| {m['name']} | {m['accuracy']:.2%} | {m['model_single']:,.0f} | "
               f"{m['model_batched']:,.0f} |")  # fmt: skip
-    print("\nWhole pipelines on the same frames (ferflow: whole process, start-up included; "
-          "fer: its own clock, start-up and image reading excluded):\n")  # fmt: skip
-    print("| pipeline | seconds | frames/s | faces/s | CPU-s | faces per CPU-s | faces found | "
-          "found and right | false boxes |")  # fmt: skip
+    print("\nWhole pipelines on the same frames (median run; ferflow and fer's whole "
+          "process: start-up included;\nfer's own clock: start-up and image reading "
+          "excluded):\n")  # fmt: skip
+    print("| pipeline | seconds (runs) | frames/s | faces/s | CPU-s | faces per CPU-s | "
+          "faces found | found and right | false boxes |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = pipelines + ([peer] if peer else [])
-    for p in rows:
-        cells = (f"{p['seconds']:.2f}", f"{p['frames_per_s']:.1f}", f"{p['faces_per_s']:.1f}",
-                 f"{p['cpu_seconds']:.2f}", f"{p['faces_per_cpu_s']:.1f}",
-                 f"{p['found']:.1%}", f"{p['correct']:.1%}", str(p["false"]))  # fmt: skip
+    for p in pipelines + peers:
+        runs = ", ".join(f"{t:.2f}" for t in p["runs"])
+        cells = (f"{p['seconds']:.2f} ({runs})", f"{p['frames_per_s']:.1f}",
+                 f"{p['faces_per_s']:.1f}", f"{p['cpu_seconds']:.2f}",
+                 f"{p['faces_per_cpu_s']:.1f}", f"{p['found']:.1%}", f"{p['correct']:.1%}",
+                 str(p["false"]))  # fmt: skip
         print(f"| {p['name']} | " + " | ".join(cells) + " |")
-    if pipelines:
-        print(
-            f"\nferflow start-up (the same command on one frame): {pipelines[0]['startup']:.2f} s"
-        )
-    if peer:
-        print()
-        for p in pipelines:
-            faces = p["faces_per_s"] / peer["faces_per_s"]
-            frames = p["frames_per_s"] / peer["frames_per_s"]
-            per_cpu = p["faces_per_cpu_s"] / peer["faces_per_cpu_s"]
-            points = 100 * (p["correct"] - peer["correct"])
-            print(f"{p['name']}: {faces:.2f}x fer's faces/s ({per_cpu:.2f}x per CPU-second), "
-                  f"{frames:.2f}x its frames/s, {points:+.1f} points found and right")  # fmt: skip
+    runs = ", ".join(f"{t:.2f}" for t in startup)
+    middle = sorted(startup)[(len(startup) - 1) // 2]
+    print(f"\nferflow start-up, `ferflow predict` on one frame: {middle:.2f} s (runs: {runs})")
+    if not peers:
+        return
+    print()
+    clock, whole = peers
+    for p in pipelines:
+        speed = [p["faces_per_s"] / q["faces_per_s"] for q in (clock, whole)]
+        per_cpu = [p["faces_per_cpu_s"] / q["faces_per_cpu_s"] for q in (clock, whole)]
+        points = 100 * (p["correct"] - clock["correct"])
+        print(f"{p['name']} (whole process): {speed[0]:.2f}x fer's faces/s on fer's own clock, "
+              f"{speed[1]:.2f}x fer as a whole process; per CPU-second {per_cpu[0]:.2f}x / "
+              f"{per_cpu[1]:.2f}x; end-to-end accuracy (found and right) {p['correct']:.1%} "
+              f"against fer's {clock['correct']:.1%} ({points:+.1f} points)")  # fmt: skip
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
-        peer_worker(Path(sys.argv[2]))
+        peer_worker(sys.argv[2], Path(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", type=Path, help="the real fer2013.csv (unpacked outside the repo)")
     parser.add_argument("--model-dir", type=Path, help="ferflow model folder (default: shipped)")
     parser.add_argument("--peer-python", help="a Python that can `import fer` (see above)")
     parser.add_argument("--frames", type=int, default=100, help="frames for the pipelines")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each pipeline")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -329,35 +380,63 @@ def main() -> None:
 
     crops, labels = load_usage(args.csv, "PrivateTest")
     frames, truths, frame_labels = make_frames(crops, labels, args.frames)
+    loads = [os.getloadavg()[0]]
     print(
         f"{len(crops)} PrivateTest faces; {len(frames)} frames {FRAME_W}x{FRAME_H} with "
-        f"{FACES_PER_FRAME} faces of {FACE_SIDES[0]}-{FACE_SIDES[1]} px; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}",
+        f"{FACES_PER_FRAME} faces of {FACE_SIDES[0]}-{FACE_SIDES[1]} px\nmachine: {machine()}\n"
+        f"load average at the start: {loads[0]:.1f}",
         flush=True,
     )
-    peer = None
+    peers: list[dict] = []
+    timed: dict[str, list[dict]] = {}
+    startup: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench_peer.") as tmp:
         folder = Path(tmp)
+        images, video, names = write_inputs(frames, folder)
+        records = folder / "records.jsonl"
+        variants = ferflow_variants(args.model_dir, images, video)
+        one = folder / "one"
+        one.mkdir()
+        cv2.imwrite(str(one / names[0]), frames[0])
+        model_args = ["--model-dir", str(args.model_dir)] if args.model_dir else []
         if args.peer_python:
             for name, array in (("crops", crops), ("labels", labels), ("frames", frames)):
                 np.save(folder / f"{name}.npy", array)
-            peer_raw = run_peer(args.peer_python, folder)
-            found = [[(box, k) for box, k in faces] for faces in peer_raw.pop("frames")]
-            peer = {
-                **peer_raw,
-                **score(found, truths, frame_labels, peer_raw["seconds"], peer_raw["cpu_seconds"]),
-                "name": f"{peer_raw['name']} detect_emotions (Haar + TFLite, its defaults)",
-            }
-        pipelines = ours(args.model_dir, frames, truths, frame_labels, folder)
+            peer_model, _, _ = run_peer(args.peer_python, "models", folder)
+        for _ in range(args.runs):
+            # One round: fer both ways, then each ferflow pipeline, so all meet the same load.
+            if args.peer_python:
+                clock, _, _ = run_peer(args.peer_python, "clock", folder)
+                whole, seconds, cpu = run_peer(args.peer_python, "whole", folder)
+                name = f"{clock['name']} detect_emotions (Haar + TFLite, its defaults)"
+                own = (clock["seconds"], clock["cpu_seconds"])
+                for key, raw, times in (("own clock", clock, own),
+                                        ("whole process", whole, (seconds, cpu))):  # fmt: skip
+                    found = [[(box, k) for box, k in faces] for faces in raw["frames"]]
+                    run = {"name": f"{name}, {key}", **score(found, truths, frame_labels, *times)}
+                    timed.setdefault(run["name"], []).append(run)
+            for name, command, key in variants:
+                times = timed_process(ferflow_command(command, records))
+                order = names if key == "file" else list(range(len(frames)))
+                found = read_records(records, key, order)
+                run = {"name": name, **score(found, truths, frame_labels, *times)}
+                timed.setdefault(name, []).append(run)
+            predict_one = ["predict", str(one / names[0]), *model_args]
+            startup.append(timed_process(ferflow_command(predict_one, records))[0])
+            loads.append(os.getloadavg()[0])
+    pipelines = [median_run(timed[name]) for name, _, _ in variants]
+    peers = [median_run(runs) for name, runs in timed.items() if name.startswith("fer ")]
     models = models_alone(args.model_dir, crops, labels)
-    if peer:
-        models.append({k: peer[k] for k in ("accuracy", "model_single", "model_batched")}
-                      | {"name": peer["name"].split(" detect")[0]})  # fmt: skip
-    print_tables(models, pipelines, peer)
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    if args.peer_python:
+        models.append(
+            {k: peer_model[k] for k in ("name", "accuracy", "model_single", "model_batched")}
+        )
+    print_tables(models, pipelines, peers, startup)
+    loads.append(os.getloadavg()[0])
+    print(f"load average: {', '.join(f'{x:.1f}' for x in loads)} (start, after each round, end)")
     if args.json:
-        figures = {"models": models, "pipelines": pipelines, "peer": peer}
+        figures = {"machine": machine(), "load": loads, "models": models,
+                   "pipelines": pipelines, "peer": peers, "startup": startup}  # fmt: skip
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
