@@ -108,6 +108,10 @@ RUNS = {
 }
 
 
+#: Start-up: one photo needs no progress bar, no YAML parser and no thread pool.
+NOT_FOR_ONE_PHOTO = {"tqdm", "yaml", "concurrent.futures"}
+
+
 def test_every_app_command_is_checked():
     assert {run[0] for run in RUNS.values()} | {"serve"} == app_commands()
 
@@ -145,6 +149,8 @@ def test_app_command_runs_without_heavy_imports(
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert any(r["faces"] and r["probabilities"] for r in records)  # it really ran the model
     assert_light(set(report["modules"]))
+    if run == "predict-photo":
+        assert not NOT_FOR_ONE_PHOTO & set(report["modules"])
 
 
 def test_serve_answers_without_heavy_imports(app_model_dir, astronaut_bgr):
