@@ -87,8 +87,8 @@ def _model_options(parser: argparse.ArgumentParser, defaults: AppDefaults) -> No
         "--threads",
         type=_positive_int,
         metavar="N",
-        help="ONNX Runtime threads for each network (default: one per core; predict: 1, "
-        "and one frame per core analysed at once)",
+        help="ONNX Runtime threads for each network (default: one per core; predict on "
+        "folders and videos: 1, with --workers frames analysed at once)",
     )
     group.add_argument(
         "--margin",
