@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
@@ -97,3 +98,33 @@ def test_free_dimensions_lets_a_fixed_size_model_take_any_size(tmp_path):
     assert [i.name for i in session.get_inputs()] == ["x"]
     assert session.get_inputs()[0].shape[1] == 3  # the channel axis stays fixed
     np.testing.assert_allclose(session.run(None, {"x": big})[0], 2 * big)
+
+
+def test_free_dimensions_changes_only_the_shapes_and_the_listed_weights():
+    """Read back with the `onnx` package: nodes, weights and other fields as they were, every
+    input and output axis but the kept one named, and a cut-off file refused."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [10, 3, 32, 32])
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [10, 3, 32, 32])
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1], [2.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g", [x, w], [y])
+    graph.initializer.append(weight)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.doc_string = "kept"
+
+    freed = onnx.load_from_string(free_dimensions(model.SerializeToString()))
+
+    assert freed.doc_string == "kept" and freed.opset_import == model.opset_import
+    assert freed.graph.node == model.graph.node
+    assert freed.graph.initializer == model.graph.initializer
+    for value in (freed.graph.input[0], freed.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == [
+            f"{value.name}_0",
+            3,
+            f"{value.name}_2",
+            f"{value.name}_3",
+        ]
+    assert [i.name for i in freed.graph.input] == ["x"]
+    with pytest.raises(ValueError, match="past the end"):
+        free_dimensions(model.SerializeToString()[:-3])

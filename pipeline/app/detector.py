@@ -139,7 +139,7 @@ class CenterFace:
             self.session = ort.InferenceSession(
                 model, session_options(threads), providers=["CPUExecutionProvider"]
             )
-        except Exception as e:  # protobuf's DecodeError, ONNX Runtime's own classes
+        except Exception as e:  # onnx_shapes' ValueError, ONNX Runtime's own classes
             raise AppError(f"{path}: not a valid CenterFace ONNX model ({e})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.min_face, self.max_size, self.threshold = min_face, max_size, threshold
