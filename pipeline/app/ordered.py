@@ -2,9 +2,10 @@
 core busy on a folder or a video.
 
 Threads are enough: OpenCV's decoders and ONNX Runtime release the GIL while they work, and
-together they are nearly all of a frame's cost. Each thread analyses whole frames (decode,
-detect, crop, classify), so with one ONNX Runtime thread per network the cores never wait
-for each other inside a frame, and there are never more busy threads than cores.
+together they are nearly all of a frame's cost. Each thread analyses whole frames (a
+folder's images are decoded there too; a video is decoded in order by the calling thread,
+which hands the frames out), so with one ONNX Runtime thread per network the cores never
+wait for each other inside a frame, and busy threads do not outnumber the cores.
 """
 
 from __future__ import annotations
