@@ -8,5 +8,6 @@ checks that.
 Modules, bottom up: `errors` (the one exception a user sees), `emotion` (the ONNX model),
 `detector` (faces), `tracking` (per-face smoothing), `recognizer` (one frame -> faces),
 `media` (reading images, folders, videos, cameras; writing annotated copies), `draw`,
-`records` (JSON lines), `predict` and `live` (the two commands), `cli` (argument parsing).
+`records` (JSON lines), `ordered` (several frames at once, results in order), `predict` and
+`live` (the two commands), `cli` (argument parsing).
 """
