@@ -204,12 +204,13 @@ def score(
     }
 
 
-def timed_process(command: list[str]) -> tuple[float, float]:
-    """Run `command` as its own process; its wall-clock and CPU seconds (all threads; steadier
-    than wall time when other work shares the machine)."""
+def timed_process(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Run `command` (in `cwd`) as its own process; its wall-clock and CPU seconds (all
+    threads; steadier than wall time when other work shares the machine)."""
+    env = None if cwd is None else {**os.environ, "PYTHONPATH": str(cwd)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd, env=env)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -252,8 +253,11 @@ def write_inputs(frames: np.ndarray, folder: Path) -> tuple[Path, Path, list[str
     return images, video, names
 
 
-def ferflow_variants(model_dir: Path | None, images: Path, video: Path) -> list[tuple]:
-    """(name, command arguments, records key) of each ferflow pipeline to time."""
+def ferflow_variants(
+    model_dir: Path | None, images: Path, video: Path, baseline: Path | None
+) -> list[tuple]:
+    """(name, command arguments, records key, checkout) of each ferflow pipeline to time;
+    checkout None is this one."""
     from pipeline.app.emotion import INT8_MODEL_FILE, MODEL_FILE, shipped_model_dir
 
     model_args = ["--model-dir", str(model_dir)] if model_dir else []
@@ -262,11 +266,14 @@ def ferflow_variants(model_dir: Path | None, images: Path, video: Path) -> list[
                   if (where / f).is_file()]  # fmt: skip
     variants = [
         (f"ferflow predict FOLDER, {p}",
-         ["predict", str(images), "--precision", p, *model_args], "file")
+         ["predict", str(images), "--precision", p, *model_args], "file", None)
         for p in precisions
     ]  # fmt: skip
     live = ["live", str(video), "--no-window", "--no-skip", *model_args]
-    variants.append((f"ferflow live VIDEO --no-skip, {precisions[0]}", live, "frame"))
+    variants.append((f"ferflow live VIDEO --no-skip, {precisions[0]}", live, "frame", None))
+    if baseline is not None:
+        name = f"ferflow predict FOLDER, {precisions[0]}, baseline {baseline.name}"
+        variants.append((name, variants[0][1], "file", baseline))
     return variants
 
 
@@ -346,6 +353,10 @@ def print_tables(
                  f"{p['faces_per_cpu_s']:.1f}", f"{p['found']:.1%}", f"{p['correct']:.1%}",
                  str(p["false"]))  # fmt: skip
         print(f"| {p['name']} | " + " | ".join(cells) + " |")
+    for p in pipelines[1:]:
+        if ", baseline " in p["name"]:
+            ratio = pipelines[0]["faces_per_s"] / p["faces_per_s"]
+            print(f"\n{pipelines[0]['name']}: {ratio:.2f}x the faces/s of {p['name']}")
     runs = ", ".join(f"{t:.2f}" for t in startup)
     middle = sorted(startup)[(len(startup) - 1) // 2]
     print(f"\nferflow start-up, `ferflow predict` on one frame: {middle:.2f} s (runs: {runs})")
@@ -373,6 +384,13 @@ def main() -> None:
     parser.add_argument("--peer-python", help="a Python that can `import fer` (see above)")
     parser.add_argument("--frames", type=int, default=100, help="frames for the pipelines")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each pipeline")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time `ferflow predict` as another checkout of ferflow has it (e.g. a "
+        "`git worktree add --detach DIR main`), in the same rounds",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -381,7 +399,9 @@ def main() -> None:
 
     # An installed ferflow has its bytecode compiled (pip does so); a checkout run with
     # PYTHONDONTWRITEBYTECODE would compile ferflow's modules in every timed process.
-    compileall.compile_dir(Path(__file__).resolve().parent.parent / "pipeline", quiet=1)
+    for checkout in (Path(__file__).resolve().parent.parent, args.baseline):
+        if checkout is not None:
+            compileall.compile_dir(checkout / "pipeline", quiet=1)
 
     crops, labels = load_usage(args.csv, "PrivateTest")
     frames, truths, frame_labels = make_frames(crops, labels, args.frames)
@@ -399,7 +419,7 @@ def main() -> None:
         folder = Path(tmp)
         images, video, names = write_inputs(frames, folder)
         records = folder / "records.jsonl"
-        variants = ferflow_variants(args.model_dir, images, video)
+        variants = ferflow_variants(args.model_dir, images, video, args.baseline)
         one = folder / "one"
         one.mkdir()
         cv2.imwrite(str(one / names[0]), frames[0])
@@ -420,8 +440,8 @@ def main() -> None:
                     found = [[(box, k) for box, k in faces] for faces in raw["frames"]]
                     run = {"name": f"{name}, {key}", **score(found, truths, frame_labels, *times)}
                     timed.setdefault(run["name"], []).append(run)
-            for name, command, key in variants:
-                times = timed_process(ferflow_command(command, records))
+            for name, command, key, checkout in variants:
+                times = timed_process(ferflow_command(command, records), checkout)
                 order = names if key == "file" else list(range(len(frames)))
                 found = read_records(records, key, order)
                 run = {"name": name, **score(found, truths, frame_labels, *times)}
@@ -429,7 +449,7 @@ def main() -> None:
             predict_one = ["predict", str(one / names[0]), *model_args]
             startup.append(timed_process(ferflow_command(predict_one, records))[0])
             loads.append(os.getloadavg()[0])
-    pipelines = [median_run(timed[name]) for name, _, _ in variants]
+    pipelines = [median_run(timed[name]) for name, *_ in variants]
     peers = [median_run(runs) for name, runs in timed.items() if name.startswith("fer ")]
     models = models_alone(args.model_dir, crops, labels)
     if args.peer_python:
