@@ -290,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     _smoothing_option(serve, SERVE)
     _model_options(serve, SERVE)
 
+    from pipeline.batch.cli import add_parser as add_batch
+
+    add_batch(commands, lambda parser: _model_options(parser, PREDICT))
+
     commands.add_parser(
         "report",
         help="pull-request report: metrics, params and plots diff as Markdown",
@@ -419,7 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.app.media import quiet_opencv
 
         quiet_opencv()
-        commands = {"predict": _predict, "live": _live, "serve": _serve}
+        from pipeline.batch.cli import run as _batch
+
+        commands = {"predict": _predict, "live": _live, "serve": _serve, "batch": _batch}
         return commands[args.command](args)
     except AppError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -52,11 +52,14 @@ def detection_scale(frame_shape: tuple[int, ...], smallest: int, min_face: int, 
     return min(1.0, scale, max_size / longer)
 
 
-def _left_to_right(boxes: np.ndarray) -> np.ndarray:
+def _left_to_right(boxes: np.ndarray, *, with_order: bool = False):
+    """Boxes rounded to pixels, sorted by x; with `with_order`, also the permutation used."""
     if len(boxes) == 0:
-        return np.zeros((0, 4), np.int32)
+        empty = np.zeros((0, 4), np.int32)
+        return (empty, np.zeros(0, np.int64)) if with_order else empty
     boxes = np.round(boxes).astype(np.int32)
-    return boxes[np.argsort(boxes[:, 0], kind="stable")]
+    order = np.argsort(boxes[:, 0], kind="stable")
+    return (boxes[order], order) if with_order else boxes[order]
 
 
 def _squares(boxes: np.ndarray, side_per_height: float, shift_x: float, shift_y: float):
@@ -110,6 +113,8 @@ class CenterFace:
     with each centre's box size and offset."""
 
     smallest = CENTERFACE_SMALLEST
+    #: The heatmap score of each box the last `detect` returned, in the same order.
+    last_scores: np.ndarray = np.zeros(0, np.float32)
 
     def __init__(
         self,
@@ -153,10 +158,15 @@ class CenterFace:
         boxes, scores = self._decode(heatmap[0, 0], sizes[0], offsets[0])
         if len(boxes):
             keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, CENTERFACE_NMS_IOU)
-            boxes = boxes[np.asarray(keep, np.int64).reshape(-1)]
-            boxes = _squares(boxes / scale, *CENTERFACE_FRAMING)
-            boxes = boxes[boxes[:, 2] >= self.min_face]
-        return _left_to_right(boxes)
+            keep = np.asarray(keep, np.int64).reshape(-1)
+            boxes, scores = _squares(boxes[keep] / scale, *CENTERFACE_FRAMING), scores[keep]
+            large = boxes[:, 2] >= self.min_face
+            boxes, scores = boxes[large], scores[large]
+        boxes, order = _left_to_right(boxes, with_order=True)
+        # Kept beside the boxes, not in them: every other caller wants boxes only
+        # (`ferflow batch` records these).
+        self.last_scores = scores[order] if len(order) else np.zeros(0, np.float32)
+        return boxes
 
     def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray):
         """Heatmap peaks above the threshold -> boxes (x, y, w, h) at the input's scale."""

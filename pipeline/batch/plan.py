@@ -1,0 +1,129 @@
+"""Sources -> work units: images in small groups, videos cut into frame ranges.
+
+A unit is what one actor call does and what one output file holds, so it is also what a
+killed run can lose. Its key is a hash of what it covers (each file's absolute path, size
+and modification time, and the frame range): a second run over unchanged sources finds the
+same keys and skips their units; a changed file gets new keys and is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.app.errors import AppError
+from pipeline.app.media import VIDEO_SUFFIXES, input_kind, list_images, open_video
+from pipeline.io import is_temp_name
+
+#: Frames per unit of a video: 20 s at 25 fps. Small enough that a one-hour video is 180
+#: units (every worker gets a share, a kill loses 20 s of it), large enough that the seek at
+#: each unit's start (decoding from the keyframe before it) stays a small part of its cost.
+CHUNK_FRAMES = 500
+#: Images per unit: one output file per 64 images rather than per image.
+IMAGES_PER_UNIT = 64
+
+
+@dataclass(frozen=True)
+class Item:
+    """Frames [start, stop) of one file; an image is frame 0; stop None: to the end."""
+
+    source: str
+    kind: str
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str
+    items: tuple[Item, ...]
+
+    def to_json(self) -> str:
+        return json.dumps([[i.source, i.kind, i.start, i.stop] for i in self.items])
+
+    @staticmethod
+    def items_from_json(text: str) -> list[Item]:
+        return [Item(*fields) for fields in json.loads(text)]
+
+
+def find_files(paths: list[Path], *, recursive: bool = False) -> list[tuple[Path, str]]:
+    """(absolute file, 'image' or 'video') for every source; AppError for a missing source or a
+    folder with neither (checked for all before any work starts)."""
+    files: list[tuple[Path, str]] = []
+    for path in paths:
+        kind = input_kind(path)
+        if kind != "folder":
+            files.append((path.resolve(), kind))
+            continue
+        found = [(f.resolve(), "video") for f in _videos(path, recursive)]
+        try:
+            found += [(f.resolve(), "image") for f in list_images(path, recursive=recursive)]
+        except AppError:
+            if not found:
+                where = "or its subfolders " if recursive else ""
+                hint = "" if recursive else "; add --recursive to look in subfolders"
+                raise AppError(
+                    f"{path}: no images or videos found in this folder {where}(looked for "
+                    f"images OpenCV reads and {', '.join(VIDEO_SUFFIXES)}){hint}"
+                ) from None
+        files += sorted(found)
+    seen: set[Path] = set()
+    return [(f, k) for f, k in files if not (f in seen or seen.add(f))]
+
+
+def _videos(folder: Path, recursive: bool) -> list[Path]:
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return [
+        p
+        for p in candidates
+        if p.is_file() and not is_temp_name(p.name) and p.suffix.lower() in VIDEO_SUFFIXES
+    ]
+
+
+def frame_count(path: Path) -> int | None:
+    """The frame count the container declares; None if unknown or unreadable (the worker
+    then reads the video whole, and reports why it cannot)."""
+    try:
+        video = open_video(path)
+    except AppError:
+        return None
+    try:
+        return video.frame_count
+    finally:
+        video.release()
+
+
+def plan_units(
+    files: list[tuple[Path, str]],
+    *,
+    chunk_frames: int = CHUNK_FRAMES,
+    images_per_unit: int = IMAGES_PER_UNIT,
+) -> list[Unit]:
+    """Videos in frame ranges (the last one reads to the end, whatever the container says),
+    then images in groups, in the order given."""
+    video_items: list[list[Item]] = []
+    images: list[Item] = []
+    for path, kind in files:
+        if kind == "image":
+            images.append(Item(str(path), "image", 0, 1))
+            continue
+        count = frame_count(path)
+        starts = range(0, max(count or 0, 1), chunk_frames)
+        for i, start in enumerate(starts):
+            stop = None if i == len(starts) - 1 else start + chunk_frames
+            video_items.append([Item(str(path), "video", start, stop)])
+    groups = video_items + [
+        images[i : i + images_per_unit] for i in range(0, len(images), images_per_unit)
+    ]
+    return [Unit(_key(group), tuple(group)) for group in groups]
+
+
+def _key(items: list[Item]) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        stat = Path(item.source).stat()
+        fields = [item.source, stat.st_size, stat.st_mtime_ns, item.start, item.stop]
+        digest.update(json.dumps(fields).encode() + b"\n")
+    return digest.hexdigest()[:24]
