@@ -17,12 +17,13 @@ from pipeline.app.errors import AppError
 from pipeline.app.media import VIDEO_SUFFIXES, input_kind, list_images, open_video
 from pipeline.io import is_temp_name
 
-#: Frames per unit of a video: 20 s at 25 fps. Small enough that a one-hour video is 180
-#: units (every worker gets a share, a kill loses 20 s of it), large enough that the seek at
+#: Frames per unit of a video: 10 s at 30 fps. Small enough that a one-hour video is 360
+#: units (every worker gets a share, a kill loses 10 s of it), large enough that the seek at
 #: each unit's start (decoding from the keyframe before it) stays a small part of its cost.
-CHUNK_FRAMES = 500
-#: Images per unit: one output file per 64 images rather than per image.
-IMAGES_PER_UNIT = 64
+CHUNK_FRAMES = 300
+#: Images per unit: one output file per 16 images rather than per image, and still enough
+#: units for every worker on a small folder (150 photos are 10 units).
+IMAGES_PER_UNIT = 16
 
 
 @dataclass(frozen=True)
