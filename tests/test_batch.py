@@ -261,3 +261,16 @@ def test_without_ray_it_says_which_extra_to_install(capfd, monkeypatch, archive,
     code, err = batch(capfd, archive, "--out", tmp_path / "out")
 
     assert code == 1 and "pip install 'ferflow[ray]'" in err, err
+
+
+def test_centerface_keeps_a_score_for_each_box_it_returns(astronaut_bgr):
+    from conftest import camera_frame
+
+    from pipeline.app.detector import make_detector
+
+    detector = make_detector("centerface", threshold=0.1)
+    boxes = detector.detect(camera_frame(astronaut_bgr))
+    assert len(boxes) == 2 and len(detector.last_scores) == 2
+    assert all(0.1 < s <= 1.0 for s in detector.last_scores)
+    assert len(detector.detect(np.zeros((240, 320, 3), np.uint8))) == 0
+    assert len(detector.last_scores) == 0  # never a stale score from the frame before

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         import ray  # noqa: F401
     except ImportError:
         raise AppError(f"`ferflow batch` needs Ray, an optional extra: {INSTALL_HINT}") from None
+    from pipeline.app.detector import make_detector
     from pipeline.app.emotion import load_model
     from pipeline.batch import run as engine
     from pipeline.batch import store
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "threshold": args.threshold,
         "cascade": args.cascade,
     }
+    make_detector(**detector, threads=1)  # a bad detector option fails here, in one line
     name = model_info(model)["name"]
     manifest = {
         "model": name,

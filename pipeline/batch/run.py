@@ -121,11 +121,13 @@ def run_units(
     items = [{"key": u.key, "items": u.to_json()} for u in units]
     # One block per unit: a unit is the smallest piece an actor can take.
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    # One unit in flight per actor: units are coarse (seconds of work each), so a queue per
+    # actor would leave one busy with a backlog at the end while another idles.
     results = dataset.map_batches(
         FaceWorker,
         fn_constructor_kwargs=worker_args,
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         num_cpus=threads * ACTOR_CPU_SHARE,
         batch_format="numpy",
     )
