@@ -274,3 +274,16 @@ def test_centerface_keeps_a_score_for_each_box_it_returns(astronaut_bgr):
     assert all(0.1 < s <= 1.0 for s in detector.last_scores)
     assert len(detector.detect(np.zeros((240, 320, 3), np.uint8))) == 0
     assert len(detector.last_scores) == 0  # never a stale score from the frame before
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_each_worker_runs_its_sessions_on_its_own_cpus(threads, app_model_dir):
+    """ONNX Runtime would size its pools to the whole host; a worker's are its CPUs."""
+    from pipeline.batch.worker import FaceWorker
+
+    model = {"name": "tiny", "file": "emotion.onnx", "sha256": "0" * 64,
+             "onnx": (app_model_dir / "emotion.onnx").read_bytes(),
+             "labels_json": (app_model_dir / "labels.json").read_bytes()}  # fmt: skip
+    worker = FaceWorker(model, {"name": "centerface"}, 0.0, threads)
+    for session in (worker.recognizer.model.session, worker.recognizer.detector.session):
+        assert session.get_session_options().intra_op_num_threads == threads

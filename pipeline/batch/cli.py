@@ -77,16 +77,12 @@ def add_parser(commands: Any, model_options: Callable[[argparse.ArgumentParser],
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         raise AppError(f"`ferflow batch` needs Ray, an optional extra: {INSTALL_HINT}") from None
-    from pipeline.app.detector import make_detector
-    from pipeline.app.emotion import load_model
     from pipeline.batch import run as engine
     from pipeline.batch import store
     from pipeline.batch.plan import find_files, plan_units
-    from pipeline.io import sha256_file
-    from pipeline.serve.model_info import model_info
 
     if args.detect_every != 1:
         raise AppError(
@@ -94,39 +90,23 @@ def run(args: argparse.Namespace) -> int:
             "own, so a video's frame ranges can go to different workers"
         )
     files = find_files(args.sources, recursive=args.recursive)
-    model = load_model(args.model_dir, args.model, args.labels, threads=1, precision=args.precision)
-    threads = args.threads or 1
-    detector = {
-        "name": args.detector,
-        "min_face": args.min_face,
-        "max_size": args.detect_size,
-        "threshold": args.threshold,
-        "cascade": args.cascade,
-    }
-    make_detector(**detector, threads=1)  # a bad detector option fails here, in one line
-    name = model_info(model)["name"]
-    manifest = {
-        "model": name,
-        "model_file": model.model_path.name,
-        "model_sha256": sha256_file(model.model_path),
-        "labels": list(model.labels),
-        "settings": {"detector": detector, "margin": args.margin},
-    }
+    model, detector, manifest = _model(args)
     store.check_out(args.out, manifest)
     started = engine.start_ray(engine.ray_address(args.address), quiet=args.quiet)
     try:
         units = plan_units(
             files, chunk_frames=args.chunk_frames, images_per_unit=args.images_per_task
         )
+        sources = {str(f) for f, _ in files}
         store.open_out(args.out, manifest)
-        planned = {u.key for u in units}
-        store.remove_outdated(args.out, planned, {str(f) for f, _ in files})
+        store.remove_outdated(args.out, {u.key for u in units}, sources)
         done = store.done_keys(args.out)
         todo = [u for u in units if u.key not in done]
+        threads = args.threads or 1
         workers = args.workers or max(1, int(engine.cluster_cpus() // threads))
         worker_args = {
             "model": {
-                "name": name,
+                "name": manifest["model"],
                 "file": model.model_path.name,
                 "sha256": manifest["model_sha256"],
                 "onnx": model.model_path.read_bytes(),
@@ -146,28 +126,47 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         if started:
-            import ray
-
             ray.shutdown()
-    failures = [
-        f for f in store.read_failures(args.out) if f["source"] in {str(p) for p, _ in files}
-    ]
     if not args.quiet:
-        sources = {str(f) for f, _ in files}
-        redo = {item.source for u in todo for item in u.items}
-        print(
-            f"ferflow batch: {summary(len(sources), len(sources - redo), totals, len(failures))}; "
-            f"{args.out}",
-            file=sys.stderr,
-        )
+        failures = sum(f["source"] in sources for f in store.read_failures(args.out))
+        complete = len(sources - {item.source for u in todo for item in u.items})
+        line = summary(len(sources), complete, totals, failures)
+        print(f"ferflow batch: {line}; results in {args.out}", file=sys.stderr)
     return 0
 
 
-def summary(sources: int, skipped: int, totals: Any, failures: int) -> str:
+def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The emotion model and detector settings, checked here on the driver (a bad option is
+    one line before Ray starts), and the manifest that identifies their results."""
+    from pipeline.app.detector import make_detector
+    from pipeline.app.emotion import load_model
+    from pipeline.io import sha256_file
+    from pipeline.serve.model_info import model_info
+
+    model = load_model(args.model_dir, args.model, args.labels, threads=1, precision=args.precision)
+    detector = {
+        "name": args.detector,
+        "min_face": args.min_face,
+        "max_size": args.detect_size,
+        "threshold": args.threshold,
+        "cascade": args.cascade,
+    }
+    make_detector(**detector, threads=1)
+    manifest = {
+        "model": model_info(model)["name"],
+        "model_file": model.model_path.name,
+        "model_sha256": sha256_file(model.model_path),
+        "labels": list(model.labels),
+        "settings": {"detector": detector, "margin": args.margin},
+    }
+    return model, detector, manifest
+
+
+def summary(sources: int, complete: int, totals: Any, failures: int) -> str:
+    """The run in one line: what it found, how fast, what it could not read."""
     rate = totals.faces / totals.seconds if totals.seconds > 0 else 0.0
-    line = (
-        f"{sources} sources ({skipped} complete from an earlier run), {totals.frames} frames, "
+    return (
+        f"{sources} sources ({complete} complete from an earlier run), {totals.frames} frames, "
         f"{totals.faces} faces in {totals.seconds:.1f} s ({rate:.1f} faces/s), "
         f"{failures} failure{'' if failures == 1 else 's'}"
     )
-    return line
