@@ -144,6 +144,16 @@ def test_second_run_redoes_only_what_is_missing(
     # Nothing left to do: a third run skips the whole video.
     code, err = batch(capfd, *args)
     assert code == 0 and "1 sources (1 complete from an earlier run), 0 frames" in err, err
+    # A changed file is redone whole, and its earlier rows go: no face is counted twice.
+    video = tmp_path / "changed.mp4"
+    shutil.copy(face_video, video)
+    args = (video, *args[1:])
+    assert batch(capfd, *args)[0] == 0
+    os.utime(video, ns=(time.time_ns(), time.time_ns() + 10**9))
+    code, err = batch(capfd, *args)
+    assert code == 0 and ", 12 frames" in err, err
+    rows = faces(out)
+    assert sorted(rows[rows.source == str(video)].frame) == list(range(12))
 
 
 @pytest.mark.slow
