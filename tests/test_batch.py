@@ -297,3 +297,15 @@ def test_each_worker_runs_its_sessions_on_its_own_cpus(threads, app_model_dir):
     worker = FaceWorker(model, {"name": "centerface"}, 0.0, threads)
     for session in (worker.recognizer.model.session, worker.recognizer.detector.session):
         assert session.get_session_options().intra_op_num_threads == threads
+
+
+def test_a_photo_added_to_a_folder_redoes_one_group_only(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(0, 200, 2):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 8, 3), i, np.uint8))
+    before = {u.key for u in plan_units(find_files([folder]), images_per_unit=8)}
+    cv2.imwrite(str(folder / "101.png"), np.zeros((8, 8, 3), np.uint8))
+    after = {u.key for u in plan_units(find_files([folder]), images_per_unit=8)}
+    assert len(before) > 5
+    assert len(before - after) == 1 and len(after - before) == 1

@@ -21,8 +21,8 @@ from pipeline.io import is_temp_name
 #: units (every worker gets a share, a kill loses 10 s of it), large enough that the seek at
 #: each unit's start (decoding from the keyframe before it) stays a small part of its cost.
 CHUNK_FRAMES = 300
-#: Images per unit: one output file per 16 images rather than per image, and still enough
-#: units for every worker on a small folder (150 photos are 10 units).
+#: Images per unit, on average: one output file per 16 images rather than per image, and
+#: still enough units for every worker on a small folder (150 photos: about 10 units).
 IMAGES_PER_UNIT = 16
 
 
@@ -115,10 +115,23 @@ def plan_units(
         for i, start in enumerate(starts):
             stop = None if i == len(starts) - 1 else start + chunk_frames
             video_items.append([Item(str(path), "video", start, stop)])
-    groups = video_items + [
-        images[i : i + images_per_unit] for i in range(0, len(images), images_per_unit)
-    ]
+    groups = video_items + _image_groups(images, images_per_unit)
     return [Unit(_key(group), tuple(group)) for group in groups]
+
+
+def _image_groups(images: list[Item], per_unit: int) -> list[list[Item]]:
+    """Groups of about `per_unit` images, cut after each image whose path hashes to 0 modulo
+    `per_unit` (and at 4x that at most). Where a group ends depends on the images around it,
+    not on their positions, so a photo added to a folder redoes its own group only."""
+    groups: list[list[Item]] = []
+    current: list[Item] = []
+    for item in images:
+        current.append(item)
+        cut = int(hashlib.sha256(item.source.encode()).hexdigest()[:8], 16) % per_unit == 0
+        if cut or len(current) >= 4 * per_unit:
+            groups.append(current)
+            current = []
+    return groups + ([current] if current else [])
 
 
 def _key(items: list[Item]) -> str:
