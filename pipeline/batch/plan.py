@@ -42,11 +42,9 @@ class Unit:
     items: tuple[Item, ...]
 
     def to_json(self) -> str:
+        """The items as JSON lists (source, kind, start, stop): what travels to the actors and
+        what each output file's metadata records."""
         return json.dumps([[i.source, i.kind, i.start, i.stop] for i in self.items])
-
-    @staticmethod
-    def items_from_json(text: str) -> list[Item]:
-        return [Item(*fields) for fields in json.loads(text)]
 
 
 def find_files(paths: list[Path], *, recursive: bool = False) -> list[tuple[Path, str]]:
@@ -120,15 +118,17 @@ def plan_units(
 
 
 def _image_groups(images: list[Item], per_unit: int) -> list[list[Item]]:
-    """Groups of about `per_unit` images, cut after each image whose path hashes to 0 modulo
-    `per_unit` (and at 4x that at most). Where a group ends depends on the images around it,
-    not on their positions, so a photo added to a folder redoes its own group only."""
+    """Groups of about `per_unit` images, cut after each image whose file name hashes to 0
+    modulo `per_unit` (and at 8x that at most: a run that long has odds of 1 in 4,000 at 16).
+    Where a group ends depends on the images themselves, not on their positions, so a photo
+    added to a folder redoes its own group only (two groups if it ends one)."""
     groups: list[list[Item]] = []
     current: list[Item] = []
     for item in images:
         current.append(item)
-        cut = int(hashlib.sha256(item.source.encode()).hexdigest()[:8], 16) % per_unit == 0
-        if cut or len(current) >= 4 * per_unit:
+        name = Path(item.source).name.encode()
+        cut = int(hashlib.sha256(name).hexdigest()[:8], 16) % per_unit == 0
+        if cut or len(current) >= 8 * per_unit:
             groups.append(current)
             current = []
     return groups + ([current] if current else [])

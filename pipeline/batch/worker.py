@@ -9,6 +9,7 @@ would otherwise size its pool to the whole host and ignore OMP_NUM_THREADS).
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from pipeline.app.emotion import LABELS_FILE, EmotionModel
 from pipeline.app.errors import AppError
 from pipeline.app.media import load_image, open_video, quiet_opencv
 from pipeline.app.recognizer import Face, Recognizer
-from pipeline.batch.plan import Item, Unit
+from pipeline.batch.plan import Item
 from pipeline.batch.store import (
     FAILURES_SCHEMA,
     PROBABILITY_PREFIX,
@@ -50,10 +51,12 @@ class FaceWorker:
             model = ray.get(model)
         # The model travels as bytes (Ray's object store), so a worker node needs no copy of
         # it and runs exactly the file whose sha256 the driver recorded.
-        folder = Path(tempfile.mkdtemp(prefix="ferflow-batch-"))
-        (folder / model["file"]).write_bytes(model["onnx"])
-        (folder / LABELS_FILE).write_bytes(model["labels_json"])
-        emotion = EmotionModel(folder / model["file"], folder / LABELS_FILE, threads=threads)
+        # ONNX Runtime reads the file whole when the session is made: the copy can go then.
+        with tempfile.TemporaryDirectory(prefix="ferflow-batch-") as name:
+            folder = Path(name)
+            (folder / model["file"]).write_bytes(model["onnx"])
+            (folder / LABELS_FILE).write_bytes(model["labels_json"])
+            emotion = EmotionModel(folder / model["file"], folder / LABELS_FILE, threads=threads)
         faces = make_detector(**detector, threads=threads)
         self.recognizer = Recognizer(emotion, faces, margin=margin)
         self.name, self.sha256 = model["name"], model["sha256"]
@@ -65,8 +68,9 @@ class FaceWorker:
         }
         for key, items in zip(batch["key"], batch["items"], strict=True):
             start = time.perf_counter()
-            rows, failures, frames = self.run_unit(Unit.items_from_json(str(items)))
-            meta = {"key": str(key), "items": json_items(items), "frames": frames}
+            covered = json.loads(str(items))
+            rows, failures, frames = self.run_unit([Item(*fields) for fields in covered])
+            meta = {"key": str(key), "items": covered, "frames": frames}
             table = pa.Table.from_pylist(rows, schema=self.schema)
             out["key"].append(str(key))
             out["frames"].append(frames)
@@ -158,12 +162,6 @@ class FaceWorker:
             "reason": reason,
             "model_sha256": self.sha256,
         }
-
-
-def json_items(items: Any) -> list:
-    import json
-
-    return json.loads(str(items))
 
 
 def seek(capture: cv2.VideoCapture, start: int) -> int:
