@@ -77,6 +77,11 @@ def test_the_committed_params_files_pass(name: str) -> None:
             lambda r: r["ensemble"].__setitem__("members", [{"train": {"sed": 1}}]),
             r"ensemble\.members\[0\]: unknown key 'train\.sed'; did you mean 'train\.seed'\?",
         ),
+        # Fractions that must stay below 1: a dropout of 1 drops every unit, a momentum
+        # of 1 never forgets, an EMA of 1 never moves.
+        (lambda r: r["model"].__setitem__("dropout", 1.0), r"model\.dropout=1\.0: .*less than 1"),
+        (lambda r: r["train"].__setitem__("momentum", 1.0), r"train\.momentum=1\.0: .*less than 1"),
+        (lambda r: r["train"].__setitem__("ema", 1.0), r"train\.ema=1\.0: .*less than 1"),
         (
             lambda r: r["export"].__setitem__("int8_min_agreement", 1.5),
             r"export\.int8_min_agreement=1\.5: input should be less than or equal to 1",

@@ -45,12 +45,18 @@ def _dvc(repo: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, check=True, capture_output=True)
 
 
-def _write_results(repo: Path, accuracy: float, lr: float, hits: int, curve: list[float]) -> None:
+def _write_results(
+    repo: Path, accuracy: float, lr: float, hits: int, curve: list[float], flags: list[str]
+) -> None:
     (repo / "params.yaml").write_text(f"train:\n  lr: {lr}\n  epochs: 3\n")
     (repo / "eval" / "plots").mkdir(parents=True, exist_ok=True)
+    machines = [{"stage": "evaluate", "cpu": "AMD EPYC", "arch": "x86_64", "cpu_flags": flags}]
     (repo / "eval" / "metrics.json").write_text(
-        json.dumps({"accuracy": accuracy, "n": 15, "per_class": {"happy": {"f1": accuracy / 2}}})
-    )
+        json.dumps(
+            {"accuracy": accuracy, "n": 15, "per_class": {"happy": {"f1": accuracy / 2}},
+             "machines": machines}
+        )
+    )  # fmt: skip
     # `hits` of 10 happy faces predicted right, the rest called neutral.
     rows = [{"actual": "happy", "predicted": "happy" if i < hits else "neutral"} for i in range(10)]
     rows += [{"actual": "neutral", "predicted": "neutral"}] * 5
@@ -68,10 +74,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git(repo, "config", "user.name", "CI")
     _dvc(repo, "init", "-q")
     (repo / "dvc.yaml").write_text(DVC_YAML)
-    _write_results(repo, 0.5, 0.001, hits=4, curve=[0.2, 0.4, 0.5])
+    _write_results(repo, 0.5, 0.001, hits=4, curve=[0.2, 0.4, 0.5], flags=["avx2", "avx512f"])
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "baseline")
-    _write_results(repo, 0.625, 0.002, hits=7, curve=[0.3, 0.5, 0.625])
+    # Head made on another CPU kind (AVX2 only): the report must say so.
+    _write_results(repo, 0.625, 0.002, hits=7, curve=[0.3, 0.5, 0.625], flags=["avx2"])
     _git(repo, "commit", "-q", "-am", "faster lr")
     return repo
 
@@ -93,6 +100,12 @@ def test_metrics_table_shows_both_values_and_the_change(repo: Path, report) -> N
     assert "| `accuracy` | 0.5000 | 0.6250 | +0.1250 (+25.0%) |" in md
     assert "| `per_class.happy.f1` | 0.2500 | 0.3125 | +0.0625 (+25.0%) |" in md
     assert "From `eval/metrics.json`." in md
+
+
+def test_metrics_made_on_two_cpu_kinds_are_flagged(report) -> None:
+    _, text = report
+    assert "**Made on different CPU kinds.**" in text
+    assert "> - `eval/metrics.json`: base `x86_64 avx2 avx512f`, head `x86_64 avx2`" in text
 
 
 def test_unchanged_metrics_are_folded_away(report) -> None:

@@ -94,8 +94,20 @@ def build_report(base: str, head: str, repo: str | Path = ".", out: Path | None 
             )
         for plot in plots:  # drawn in the staging folder, linked where it now is
             plot.images = {k: plots_dir / p.name for k, p in plot.images.items()}
+    metric_files = sorted({c.path for c in metrics})
+    kinds = (
+        dvc_diff.cpu_kinds(base, metric_files, repo),
+        dvc_diff.cpu_kinds(head, metric_files, repo),
+    )
     return render_report(
-        base_label, head_label, metrics, params, plots, warnings, out.parent if out else "."
+        base_label,
+        head_label,
+        metrics,
+        params,
+        plots,
+        warnings,
+        out.parent if out else ".",
+        cpu_kinds=kinds,
     )
 
 

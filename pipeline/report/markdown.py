@@ -84,6 +84,22 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def machine_note(base: dict[str, str], head: dict[str, str]) -> list[str]:
+    """A warning when a metrics file was made on different CPU kinds in base and head."""
+    differ = sorted(p for p in set(base) & set(head) if base[p] != head[p])
+    if not differ:
+        return []
+    lines = [
+        "> **Made on different CPU kinds.** Float kernels differ between CPU kinds, so these "
+        "files' metrics may move a little where nothing changed; each kind repeats its own "
+        "exactly. Compare results made on one kind, or rerun the base there "
+        '(docs/pipelines.md, "Results per CPU kind").',
+    ]
+    for path in differ:
+        lines.append(f"> - `{path}`: base `{base[path]}`, head `{head[path]}`")
+    return [*lines, ""]
+
+
 def render_report(
     base_label: str,
     head_label: str,
@@ -92,8 +108,10 @@ def render_report(
     plots: Sequence[RenderedPlot] | None,
     warnings: Sequence[str],
     markdown_dir: str | Path = ".",
+    cpu_kinds: tuple[dict[str, str], dict[str, str]] = ({}, {}),
 ) -> str:
     """The whole report. `plots` None means plots were not drawn (no output file was given).
+    `cpu_kinds`: {metrics file: CPU kind that made it} in base and head.
 
     Image links are relative to `markdown_dir`, the folder the Markdown file is written to.
     """
@@ -118,6 +136,7 @@ def render_report(
         out += ["No metrics found in either revision (are they declared in dvc.yaml?).", ""]
     if len(paths) == 1:
         out += [f"From `{paths[0]}`.", ""]
+    out += machine_note(*cpu_kinds)
     if unchanged:
         # The comment stays short; the unchanged values are one click away.
         out += [f"<details><summary>{len(unchanged)} unchanged</summary>", ""]
