@@ -57,14 +57,16 @@ def uncommitted_hint(params_file: str) -> str:
     path = repo_path(params_file)
     try:
         done = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--", path.name],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", path.name],
             cwd=path.parent,
             capture_output=True,
+            text=True,
             timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return ""
-    if done.returncode != 1:  # 0: as committed; other: no git, no repository, no commit
+    # Nothing printed: as committed (or not tracked); an error: no git or no repository.
+    if done.returncode != 0 or not done.stdout.strip():
         return ""
     return (
         f" ({params_file} differs from the last commit, e.g. by a value `dvc exp run -S` "
