@@ -68,7 +68,8 @@ def test_repro_writes_exactly_the_declared_outputs(project):
 def test_repro_metrics_and_plots(project):
     repo = project.root
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"test"} and set(metrics["test"]) == {"accuracy", "macro_f1"}
+    assert set(metrics) == {"test", "machines"}
+    assert set(metrics["test"]) == {"accuracy", "macro_f1"}
     summary = json.loads((repo / "reports" / "eval" / "summary.json").read_text())
     assert summary["test"]["n"] == TINY_OVERRIDES["synthesize"]["rows"]["test"]
     shown = json.loads(project.dvc("metrics", "show", "--json"))
