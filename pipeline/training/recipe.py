@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.config import INPUT_SHAPE
 from pipeline.models import as_model_input, build_model
 from pipeline.models.augment import build_augmenter
+from pipeline.params import check_value
 from pipeline.training.distribute import plan_distribution
 from pipeline.training.patience import KeepPatience
 
@@ -66,9 +67,9 @@ def make_optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimi
 
     name = params.get("optimizer", "adam")
     weight_decay = float(params.get("weight_decay", 0.0)) or None
-    ema = float(params.get("ema", 0.0))
-    if not 0.0 <= ema < 1.0:
-        raise ValueError(f"train.ema={ema}; expected 0 (off) or a momentum in (0, 1), e.g. 0.999")
+    # The schema's own range check: params.yaml's values passed it already; this guards
+    # callers that build the dict themselves (one rule, one message).
+    ema = float(check_value("train.ema", params.get("ema", 0.0)))
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
         return keras.optimizers.SGD(
