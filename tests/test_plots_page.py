@@ -1,8 +1,9 @@
 """`dvc plots show` offline and one confusion-matrix layout everywhere.
 
-Fast: the page template `ferflow plots-setup` writes (Vega, Vega-Lite and Vega-Embed inlined
-and checked), the DVC config that names it, the git-ignored outputs, the plot templates'
-class order against `LABELS`, and `ferflow report`'s heatmap laid out like DVC's. Slow:
+Fast: the page template `ferflow plots-setup` writes (vl-convert's Vega, Vega-Lite and
+Vega-Embed bundle inlined), the DVC config that names it, the git-ignored outputs, the plot
+templates' class order against `LABELS`, and `ferflow report`'s confusion PNG drawn from
+DVC's own spec. Slow:
 DVC's real pages (`dvc plots show`, `dvc plots diff`) from the tiny project, opened in
 headless Chromium with every non-file request blocked: every plot must draw.
 """

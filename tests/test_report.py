@@ -184,6 +184,20 @@ def test_confusion_png_shows_base_and_head_as_dvc_draws_them(report) -> None:
     assert all(luminance[a] > luminance[b] for a, b in itertools.pairwise(ordered)), luminance
 
 
+def test_a_plot_vega_cannot_draw_is_a_warning_not_a_missing_image(tmp_path: Path) -> None:
+    from pipeline.report.plots import render_plots
+
+    good = {"data": {"values": [{"step": 0, "acc": 0.5, "rev": "HEAD"}]}, "mark": "line",
+            "encoding": {"x": {"field": "step"}, "y": {"field": "acc"}}}  # fmt: skip
+    bad = {**good, "mark": "no-such-mark"}
+    plots = {"good": [{"type": "vega", "content": good}], "bad": [{"type": "vega", "content": bad}]}
+    rendered, warnings = render_plots(plots, {"HEAD": "HEAD"}, tmp_path)
+    assert [p.plot_id for p in rendered] == ["good"]
+    assert rendered[0].images[""].read_bytes()[:8] == PNG_MAGIC
+    assert len(warnings) == 1 and warnings[0].startswith("plot bad: Vega could not draw it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.png"]
+
+
 def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     metrics = repo / "eval" / "metrics.json"
     committed = metrics.read_text()
