@@ -306,7 +306,8 @@ def _explain(error: ValidationError, raw: Any) -> str:
 
 def check_value(key: str, value: Any) -> Any:
     """Check one dotted key's value with the schema's own rule for it (the library's guard
-    for callers that did not load params.yaml); ParamsError in the file check's words."""
+    for callers that did not load params.yaml); ParamsError in the file check's words.
+    `key` is in a plain section (not `model.*`, whose keys depend on `model.name`)."""
     section: type[BaseModel] = Params
     *parents, leaf = key.split(".")
     for name in parents:
@@ -388,9 +389,9 @@ def schema_rows() -> list[tuple[str, str, str]]:
     """(key, type / allowed values, meaning) for every leaf key, in file order."""
     rows: dict[str, tuple[str, str, str]] = {}
     for key, prop, is_section in _walk():
-        if is_section and not key.endswith("members"):
+        if is_section:
             continue
-        kind = "list" if key.endswith("members") else _describe(prop)
+        kind = _describe(prop)
         # Each network's keys are listed under `model.`: `model.name` once, every choice.
         if key in rows and kind not in rows[key][1]:
             kind = f"{rows[key][1]} | {kind}"
@@ -412,16 +413,20 @@ def format_schema_table(params_file: str | Path | None = None, width: int = TABL
     values: dict[str, Any] = {}
     if params_file is not None and Path(params_file).is_file():
         values = _flatten(read_yaml(Path(params_file)) or {})
-    rows = [(k, t, _show(values.get(k, "")), m) for k, t, m in schema_rows()]
-    header = ("key", "type", "value" if values else "", "meaning")
+    if values:  # the value column only when there are values to show
+        header = ("key", "type", "value", "meaning")
+        rows = [(k, t, _show(values.get(k, "")), m) for k, t, m in schema_rows()]
+        widths = [None, TYPE_WIDTH, VALUE_WIDTH]
+    else:
+        header, rows, widths = ("key", "type", "meaning"), schema_rows(), [None, TYPE_WIDTH]
     key_width = max(len(r[0]) for r in [header, *rows])
-    gaps = 2 * 3  # tabulate's "simple" format: two spaces between columns
-    meaning_width = width - key_width - TYPE_WIDTH - VALUE_WIDTH - gaps
+    # tabulate's "simple" format: two spaces between columns.
+    used = key_width + sum(w for w in widths if w) + 2 * len(widths)
     return tabulate(
         rows,
         headers=header,
         tablefmt="simple",
-        maxcolwidths=[None, TYPE_WIDTH, VALUE_WIDTH, meaning_width],
+        maxcolwidths=[*widths, width - used],
         disable_numparse=True,
     )
 

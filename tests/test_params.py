@@ -135,6 +135,12 @@ def test_schema_table_lists_every_key_with_its_value_and_meaning() -> None:
     assert " ".join(cells).startswith("the FER2013-format CSV (emotion,pixels,Usage); default:")
 
 
+def test_schema_table_without_a_file_has_no_value_column() -> None:
+    lines = format_schema_table(None).splitlines()
+    assert lines[0].split() == ["key", "type", "meaning"]
+    assert max(len(line) for line in lines) <= 100
+
+
 def test_one_value_is_checked_by_the_schemas_own_rule() -> None:
     from pipeline.params import check_value
 
