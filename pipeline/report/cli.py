@@ -87,7 +87,8 @@ def build_report(base: str, head: str, repo: str | Path = ".", out: Path | None 
             data, plot_warnings = dvc_diff.plots_diff(base, head, repo, dvc_images)
             warnings += plot_warnings
             labels = {rev: label for rev, label in ((base, base_label), (head, head_label))}
-            plots = render_plots(data, labels, staging)
+            plots, render_warnings = render_plots(data, labels, staging)
+            warnings += render_warnings
             written = sorted(p.name for p in staging.iterdir())
             (staging / PLOTS_RECORD).write_text(
                 json.dumps({"files": written}, indent=1) + "\n", encoding="utf-8"
