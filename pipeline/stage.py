@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,32 @@ def parse_args(
     return parser.parse_args(argv)
 
 
+def uncommitted_hint(params_file: str) -> str:
+    """How to get the committed values back, when the params file differs from git's HEAD.
+
+    `dvc exp run -S lr=-1` writes its override into the file before the run fails, so the
+    next run would fail on it again, before whatever the user changes next.
+    """
+    path = repo_path(params_file)
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    # Nothing printed: as committed (or not tracked); an error: no git or no repository.
+    if done.returncode != 0 or not done.stdout.strip():
+        return ""
+    return (
+        f" ({params_file} differs from the last commit, e.g. by a value `dvc exp run -S` "
+        f"left there: `git checkout -- {params_file}` brings back the committed ones)"
+    )
+
+
 def run_stage(
     stage: str,
     work: Callable[..., str],
@@ -73,6 +100,7 @@ def run_stage(
         print(f"\n{stage}: interrupted; {on_interrupt}", file=sys.stderr)
         sys.exit(130)
     except EXPECTED_ERRORS as e:
-        print(f"{stage}: error: {e}", file=sys.stderr)
+        hint = uncommitted_hint(args.params) if isinstance(e, ParamsError) else ""
+        print(f"{stage}: error: {e}{hint}", file=sys.stderr)
         sys.exit(1)
     print(f"{stage}: {summary} ({time.perf_counter() - start:.1f} s)", flush=True)

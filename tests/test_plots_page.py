@@ -1,8 +1,9 @@
 """`dvc plots show` offline and one confusion-matrix layout everywhere.
 
-Fast: the page template `ferflow plots-setup` writes (Vega, Vega-Lite and Vega-Embed inlined
-and checked), the DVC config that names it, the git-ignored outputs, the plot templates'
-class order against `LABELS`, and `ferflow report`'s heatmap laid out like DVC's. Slow:
+Fast: the page template `ferflow plots-setup` writes (vl-convert's Vega, Vega-Lite and
+Vega-Embed bundle inlined), the DVC config that names it, the git-ignored outputs, the plot
+templates' class order against `LABELS`, and `ferflow report`'s confusion PNG drawn from
+DVC's own spec. Slow:
 DVC's real pages (`dvc plots show`, `dvc plots diff`) from the tiny project, opened in
 headless Chromium with every non-file request blocked: every plot must draw.
 """
@@ -22,7 +23,7 @@ from conftest import CHROMIUM_ARGS, chromium
 
 from pipeline.config import LABELS, REPO_ROOT
 from pipeline.report import plots_page
-from pipeline.report.plots import confusion_counts
+from pipeline.report.plots import VEGA_LITE_VERSION, png_spec
 
 #: ferflow's own Vega-Lite templates for DVC (`template:` in dvc.yaml's `plots:`).
 PLOT_TEMPLATES = REPO_ROOT / ".dvc" / "plots"
@@ -30,25 +31,29 @@ PLOT_TEMPLATES = REPO_ROOT / ".dvc" / "plots"
 # --- the page template ---------------------------------------------------------------------
 
 
-def test_page_template_inlines_the_three_scripts_and_loads_nothing() -> None:
+def test_page_template_inlines_the_scripts_and_loads_nothing() -> None:
     html = plots_page.page_template()
     assert "{plot_divs}" in html, "DVC refuses a template without it"
     assert "{scripts}" not in html, "DVC would put its CDN <script src=...> tags there"
     assert not re.search(r"<script[^>]*\ssrc\s*=", html), "a script loaded from elsewhere"
-    assert html.count("<script") == len(plots_page.SCRIPTS)
-    for script in plots_page.SCRIPTS:
-        text = plots_page.read_script(script)
-        assert text in html
-        # The file really is the version we name (each build carries its version string).
-        assert f'"{script.version}"' in text, script
+    assert html.count("<script") == 1
+    assert plots_page.scripts() in html
+    # The bundle sets the three globals DVC's page calls, and is the Vega the report uses.
+    for name in ("vegaEmbed", "vegaLite", "vega"):
+        assert f"window.{name}=" in plots_page.scripts(), name
+    assert f"Vega-Lite {VEGA_LITE_VERSION}," in html
 
 
-def test_a_script_that_is_not_the_pinned_one_is_refused(monkeypatch) -> None:
-    vega, *rest = plots_page.SCRIPTS
-    changed = dataclasses.replace(vega, sha256="0" * 64)
-    monkeypatch.setattr(plots_page, "SCRIPTS", (changed, *rest))
-    with pytest.raises(plots_page.PlotsSetupError, match="refusing to inline"):
-        plots_page.page_template()
+def test_a_bundle_that_would_end_its_script_element_is_refused(monkeypatch) -> None:
+    import vl_convert
+
+    plots_page.scripts.cache_clear()  # bundled again, from the patched package
+    monkeypatch.setattr(vl_convert, "javascript_bundle", lambda **_: 'x="</script>";')
+    try:
+        with pytest.raises(plots_page.PlotsSetupError, match="cannot inline it"):
+            plots_page.page_template()
+    finally:
+        plots_page.scripts.cache_clear()
 
 
 def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) -> None:
@@ -142,18 +147,39 @@ def _filled_confusion_spec(rows: list[dict]) -> dict:
     return renderer.get_filled_template()
 
 
-def test_report_heatmap_has_the_same_layout_as_dvc() -> None:
+def _texts(node, found: list[str]) -> list[str]:
+    """Every text item of a Vega scenegraph, in drawing order."""
+    if isinstance(node, dict):
+        if node.get("marktype") == "text":
+            found += [item["text"] for item in node.get("items", []) if "text" in item]
+        for value in node.values():
+            _texts(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _texts(value, found)
+    return found
+
+
+def test_report_heatmap_is_the_spec_dvc_draws_with_values_shown() -> None:
+    """The report draws DVC's filled spec itself (Vega, through vl-convert): the same axes in
+    label order, rows actual and columns predicted, and each cell's count written on it."""
+    import vl_convert
+
     # Three fear faces called happy, one happy face called happy; five classes never occur.
     rows = [{"actual": "fear", "predicted": "happy", "rev": "head"}] * 3
     rows += [{"actual": "happy", "predicted": "happy", "rev": "head"}]
-    spec = _filled_confusion_spec(rows)
-    x, y = spec["spec"]["encoding"]["x"], spec["spec"]["encoding"]["y"]
-    row_cats, col_cats, counts = confusion_counts(spec["data"]["values"], x, y, ["head"])
-    assert row_cats == col_cats == list(LABELS)  # every class, in label order
-    m = counts["head"]
-    assert m[LABELS.index("fear"), LABELS.index("happy")] == 3  # row actual, column predicted
-    assert m[LABELS.index("happy"), LABELS.index("happy")] == 1
-    assert m.sum() == 4
+    dvc_spec = _filled_confusion_spec(rows)
+    spec = png_spec(dvc_spec)
+    assert {k: v for k, v in spec.items() if k != "params"} == {
+        k: v for k, v in dvc_spec.items() if k != "params"
+    }, "the report changes nothing but the values checkbox"
+    texts = _texts(vl_convert.vegalite_to_scenegraph(spec, vl_version=VEGA_LITE_VERSION), [])
+    # Axis labels: columns (x, predicted) then rows (y, actual), every class in label order.
+    for labels in (list(LABELS), list(LABELS)):
+        start = next(i for i in range(len(texts)) if texts[i : i + len(labels)] == labels)
+        del texts[start : start + len(labels)]
+    # One count per cell: 3 and 1, and 0 on the other 47 of the 7 x 7.
+    assert sorted(t for t in texts if t.isdigit()) == sorted(["3", "1"] + ["0"] * 47)
 
 
 # --- the real page in a real browser, offline ----------------------------------------------

@@ -6,7 +6,9 @@ a failure leaves the previous ones intact:
 
 - `metrics.json`, the headline numbers DVC shows and diffs: `{"test": {"accuracy",
   "macro_f1"}}`, plus `"test_tta"` with TTA on, and `"test_ensemble"` (`"test_ensemble_tta"`)
-  when the `ensemble` stage trained members (accuracy only: `dvc metrics show` stays narrow);
+  when the `ensemble` stage trained members (accuracy only: `dvc metrics show` stays narrow),
+  and `"machines"`: the machine that scored (pipeline.machine; a list, which DVC's tables
+  skip, so they stay numeric while the file says where its numbers were made);
 - in the eval folder: `confusion.json` (one `{"actual", "predicted"}` record per image, for
   DVC's confusion plot), `confusion.png`, `per_class.json` (precision, recall, F1 and support
   per class), `per_class.png`, and `summary.json` (every evaluation's accuracy, macro F1, n).
@@ -30,6 +32,7 @@ from pipeline.evaluation.plots import plot_confusion, plot_per_class
 from pipeline.evaluation.predictors import Predictor, load_predictor
 from pipeline.evaluation.tta import predict_tta
 from pipeline.io import atomic_dir, write_json
+from pipeline.machine import machines_entry
 
 CONFUSION_JSON = "confusion.json"
 CONFUSION_PNG = "confusion.png"
@@ -86,7 +89,7 @@ def evaluate_model(
 
 
 def headline(results: dict[str, tuple[dict[str, Any], np.ndarray]]) -> dict[str, Any]:
-    """metrics.json's content: a few numbers per evaluation, rounded (see HEADLINE_KEYS)."""
+    """metrics.json's numbers: a few per evaluation, rounded (see HEADLINE_KEYS)."""
     return {
         name: {key: round(metrics[key], 6) for key in HEADLINE_KEYS.get(name, VARIANT_KEYS)}
         for name, (metrics, _) in results.items()
@@ -117,7 +120,8 @@ def write_reports(
                     for k in ("accuracy", "macro_f1", "n")
                 }
                 for name, (m, _) in results.items()
-            },
+            }
+            | {"machines": machines_entry("evaluate")},
         )
         accuracy, macro_f1 = metrics["accuracy"], metrics["macro_f1"]
         title = f"test split: accuracy {accuracy:.1%}, macro F1 {macro_f1:.3f}"
@@ -125,7 +129,7 @@ def write_reports(
         absent = classes_without_support(metrics)
         note = f"\nno test images of {', '.join(absent)} (F1 0)" if absent else ""
         plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}{note}")
-    write_json(metrics_path, headline(results))
+    write_json(metrics_path, {**headline(results), "machines": machines_entry("evaluate")})
 
 
 def run_evaluation(

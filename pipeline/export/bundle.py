@@ -27,6 +27,7 @@ from pipeline.evaluation.predictors import OnnxPredictor
 from pipeline.export.model_card import CardInputs, ModelFile, read_json, render_model_card
 from pipeline.export.quantize import accept_int8, quantize_int8
 from pipeline.io import temp_dir, write_json
+from pipeline.machine import machines_entry
 from pipeline.model_spec import ModelSpec, write_spec
 from pipeline.training.provenance import RUN_FILE
 
@@ -92,7 +93,10 @@ def export_bundle(
         summary = read_json(eval_dir / "summary.json")
         test = (summary or {}).get("test")
         write_spec(staged["labels"], _with_accuracy(spec, params, test, int8))
-        record = {"int8": {k: int8[k] for k in ("accuracy", "agreement")}}
+        record = {
+            "int8": {k: int8[k] for k in ("accuracy", "agreement")},
+            "machines": machines_entry("export"),
+        }
         write_json(staged["export_record"], record)
 
         files = [ModelFile(model_path if adopt else staged["onnx"], _float_what(settings, adopt))]
@@ -111,6 +115,11 @@ def export_bundle(
             parity=parity,
             int8=int8,
             pipeline_file=pipeline_file,
+            machines=[
+                *(run or {}).get("machines", []),
+                *(summary or {}).get("machines", []),
+                *record["machines"],
+            ],
         )
         staged["model_card"].write_text(render_model_card(card), encoding="utf-8")
 
