@@ -54,6 +54,34 @@ def test_missing_file(capfd, app_model_dir, tmp_path):
     assert line == f"{tmp_path / 'nope.jpg'}: no such file or folder"
 
 
+def test_symlink_loop_says_so(capfd, app_model_dir, tmp_path):
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    line = fails(capfd, "predict", loop, "--model-dir", app_model_dir)
+    assert line.startswith(f"{loop}: a symbolic link loop")
+
+
+def test_dangling_symlink_names_its_target(capfd, app_model_dir, tmp_path):
+    link = tmp_path / "photo.jpg"
+    link.symlink_to(tmp_path / "gone.jpg")
+    line = fails(capfd, "predict", link, "--model-dir", app_model_dir)
+    assert line == f"{link}: a symbolic link to a missing file ({tmp_path / 'gone.jpg'})"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("notes.txt", b"just some text\n"),
+        ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'),
+    ],
+)
+def test_neither_image_nor_video_says_so(capfd, app_model_dir, tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    line = fails(capfd, "predict", path, "--model-dir", app_model_dir)
+    assert line.startswith(f"{path}: neither a readable image nor a video")
+
+
 def test_corrupt_image(capfd, app_model_dir, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)

@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     _smoothing_option(live, LIVE)
     _model_options(live, LIVE)
 
+    from pipeline.app.image_header import UPLOAD_LIMITS
+
     serve = commands.add_parser(
         "serve",
         help="a web page (camera, photos) and an HTTP API for the model",
@@ -276,16 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-upload-mb",
         type=_positive_number,
-        default=20.0,
+        default=UPLOAD_LIMITS.max_bytes / (1024 * 1024),
         metavar="MB",
-        help="largest photo or frame accepted, in encoded bytes (default: 20)",
+        help="largest photo or frame accepted, in encoded bytes (default: %(default)g)",
     )
     serve.add_argument(
         "--max-megapixels",
         type=_positive_number,
-        default=50.0,
+        default=UPLOAD_LIMITS.max_pixels / 1e6,
         metavar="MP",
-        help="largest image accepted, read from its header before decoding (default: 50)",
+        help="largest image accepted, read from its header before decoding; each decoded "
+        "image takes 3 bytes a pixel (default: %(default)g)",
     )
     _smoothing_option(serve, SERVE)
     _model_options(serve, SERVE)
@@ -367,8 +370,8 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pipeline.app.image_header import Limits
     from pipeline.serve.server import ServeOptions, run_server
-    from pipeline.serve.uploads import Limits
 
     first = _recognizer(args)
     limits = Limits(round(args.max_upload_mb * 1024 * 1024), round(args.max_megapixels * 1e6))

@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pipeline.app.image_header import UPLOAD_LIMITS, Limits
 from pipeline.app.recognizer import Face, Recognizer
 from pipeline.app.records import frame_records
-from pipeline.serve.uploads import Limits, decode_image
+from pipeline.serve.uploads import decode_image
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ class Engine:
         self.model = first.model
         self.labels: tuple[str, ...] = first.model.labels
         self.smoothing = smoothing
-        self.limits = limits or Limits()
+        self.limits = limits or UPLOAD_LIMITS
         self._new_recognizer = new_recognizer
         self._stills: queue.SimpleQueue[Recognizer] = queue.SimpleQueue()
         self._stills.put(first)

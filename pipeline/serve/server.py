@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.app.errors import AppError
+from pipeline.app.image_header import UPLOAD_LIMITS, Limits
 from pipeline.app.recognizer import Recognizer
 from pipeline.serve.engine import Engine
-from pipeline.serve.uploads import Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -23,7 +23,7 @@ class ServeOptions:
     port: int = DEFAULT_PORT
     smoothing: float = 0.6
     workers: int | None = None
-    limits: Limits = Limits()
+    limits: Limits = UPLOAD_LIMITS
     log_level: str = "warning"
 
 
