@@ -49,7 +49,7 @@ def test_upload_cut_off_mid_body_leaves_the_server_serving(server, frame):
     address = urlsplit(server.url)
     with socket.create_connection((address.hostname, address.port)) as raw:
         raw.sendall(
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n"
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500000\r\n"
             b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
             b'Content-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n' + frame[:1000]
         )  # and the client is gone

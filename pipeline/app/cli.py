@@ -258,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(live, LIVE)
 
     from pipeline.app.image_header import UPLOAD_LIMITS
+    from pipeline.serve.security import Security
 
     serve = commands.add_parser(
         "serve",
@@ -274,6 +275,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); by default only the "
+        "localhost names and --host's own (for 0.0.0.0: this machine's name and addresses)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages of this origin (e.g. http://localhost:3000) post photos and open "
+        "streams (repeatable); by default only the server's own page may",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=Security.max_streams,
+        metavar="N",
+        help="camera streams served at once; more are refused with a reason the page shows "
+        "(each holds ~75 MB) (default: %(default)s)",
     )
     serve.add_argument(
         "--max-upload-mb",
@@ -375,10 +400,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     first = _recognizer(args)
     limits = Limits(round(args.max_upload_mb * 1024 * 1024), round(args.max_megapixels * 1e6))
-    options = ServeOptions(args.host, args.port, args.smoothing, limits=limits)
+    security = serve_security(args)
+    options = ServeOptions(args.host, args.port, args.smoothing, limits=limits, security=security)
     # One model for all; each client's stream and each worker get their own detector.
     run_server(first, lambda: _recognizer(args, first.model), options)
     return 0
+
+
+def serve_security(args: argparse.Namespace):  # -> pipeline.serve.guard.Security
+    """Who `ferflow serve` answers, from its options (AppError for a malformed origin)."""
+    from pipeline.serve.security import Security, listening_hosts, origin_of
+
+    if args.max_streams < 1:
+        raise AppError(f"--max-streams must be at least 1, got {args.max_streams}")
+    try:
+        origins = tuple(origin_of(o) for o in args.allow_origin)
+    except ValueError as e:
+        raise AppError(f"--allow-origin: {e}") from None
+    hosts = listening_hosts(args.host, args.allow_host)
+    return Security(hosts=hosts, origins=origins, max_streams=args.max_streams)
 
 
 def _report(argv: Sequence[str]) -> int:
