@@ -118,7 +118,9 @@ def test_streams_over_the_cap_are_closed_with_a_reason(client, frame):
         with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(WS) as third:
             third.receive_json()
         assert closed.value.code == STREAMS_FULL
-        assert closed.value.reason.startswith("server busy: 2 camera streams is its limit")
+        assert closed.value.reason.startswith(
+            "server busy: it serves at most 2 camera streams at once"
+        )
     # Once they are closed, a new stream is served again.
     with client.websocket_connect(WS) as again:
         again.send_bytes(frame)
