@@ -150,7 +150,9 @@ STREAMS_FULL = 1013
 
 def streams_full(cap: int) -> str:
     """The close reason (at most 123 bytes) the page shows."""
-    return f"server busy: it serves at most {cap} camera streams at once; close another tab or retry"
+    return (
+        f"server busy: it serves at most {cap} camera streams at once; close another tab or retry"
+    )
 
 
 def _error(frame: int | None, status: int, message: str) -> dict[str, Any]:
