@@ -42,9 +42,13 @@ LOCAL, WS = "http://localhost", "ws://localhost/ws"
 def serve_engine(model_dir: Path, *options: str) -> Engine:
     """An engine as `ferflow serve --model-dir DIR OPTIONS` makes it."""
     args = cli.build_parser().parse_args(["serve", "--model-dir", str(model_dir), *options])
-    first = cli._recognizer(args)
+    first, new_stream, new_photo = cli.serve_recognizers(args)
     return Engine(
-        first, lambda: cli._recognizer(args, first.model), smoothing=args.smoothing, limits=LIMITS
+        first,
+        new_stream,
+        smoothing=args.smoothing,
+        limits=LIMITS,
+        new_photo_recognizer=new_photo,
     )
 
 
@@ -374,3 +378,12 @@ def test_serving_imports_nothing_heavy():
     modules = set(json.loads(out))
     assert not modules & set(HEAVY)
     assert not modules & set(OURS_NOT_FOR_THE_APP)
+
+
+def test_photo_min_face_applies_to_photos_only(app_model_dir, frame):
+    engine = serve_engine(app_model_dir, "--photo-min-face", "300")  # larger than any face here
+    with TestClient(create_app(engine), base_url=LOCAL) as client:
+        assert post(client, frame).json()["records"][0]["faces"] == 0
+        with client.websocket_connect(WS) as ws:
+            ws.send_bytes(frame)
+            assert ws.receive_json()["records"][0]["faces"] == 2

@@ -317,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _smoothing_option(serve, SERVE)
     _model_options(serve, SERVE)
+    serve.add_argument(
+        "--photo-min-face",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="smallest face looked for in photos posted to /api/predict (default: --min-face); "
+        f"{PREDICT.min_face}, `ferflow predict`'s default, makes a 640x480 photo about 3x "
+        "cheaper to analyse (docs/serve.md)",
+    )
 
     commands.add_parser(
         "report",
@@ -398,13 +407,26 @@ def _serve(args: argparse.Namespace) -> int:
     from pipeline.app.image_header import Limits
     from pipeline.serve.server import ServeOptions, run_server
 
-    first = _recognizer(args)
+    first, new_stream, new_photo = serve_recognizers(args)
     limits = Limits(round(args.max_upload_mb * 1024 * 1024), round(args.max_megapixels * 1e6))
     security = serve_security(args)
     options = ServeOptions(args.host, args.port, args.smoothing, limits=limits, security=security)
-    # One model for all; each client's stream and each worker get their own detector.
-    run_server(first, lambda: _recognizer(args, first.model), options)
+    run_server(first, new_stream, options, new_photo)
     return 0
+
+
+def serve_recognizers(args: argparse.Namespace):
+    """`ferflow serve`'s first photo recognizer and the factories of the streams' and the
+    other photo workers': one model for all, a detector each. Photos may look for larger
+    faces than streams (`--photo-min-face`), which shrinks them further before detection."""
+    photo_min_face = args.photo_min_face or args.min_face
+    photo_args = argparse.Namespace(**{**vars(args), "min_face": photo_min_face})
+    first = _recognizer(photo_args)
+    return (
+        first,
+        lambda: _recognizer(args, first.model),
+        lambda: _recognizer(photo_args, first.model),
+    )
 
 
 def serve_security(args: argparse.Namespace):  # -> pipeline.serve.guard.Security

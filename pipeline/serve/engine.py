@@ -43,7 +43,9 @@ class Analysis:
 class Engine:
     """Analyses photos (stateless) and streams (tracked, smoothed) on worker threads.
 
-    `first` is a ready recognizer; `new_recognizer()` makes more that share its model.
+    `first` is a ready recognizer for photos; `new_recognizer()` makes one for each stream
+    and `new_photo_recognizer()` (default: the same) the other photo workers', all sharing
+    its model.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Engine:
         workers: int | None = None,
         smoothing: float = 0.6,
         limits: Limits | None = None,
+        new_photo_recognizer: Callable[[], Recognizer] | None = None,
     ) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.model = first.model
@@ -64,7 +67,7 @@ class Engine:
         self._stills: queue.SimpleQueue[Recognizer] = queue.SimpleQueue()
         self._stills.put(first)
         for _ in range(self.workers - 1):
-            self._stills.put(new_recognizer())
+            self._stills.put((new_photo_recognizer or new_recognizer)())
         # Photos and streams have a pool each, one thread per core: a flood of uploads then
         # shares the cores with the streams (the OS splits them between the threads) instead
         # of queueing every camera frame behind it. Each photo thread finds a recognizer free.

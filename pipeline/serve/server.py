@@ -31,7 +31,10 @@ class ServeOptions:
 
 
 def run_server(
-    first: Recognizer, new_recognizer: Callable[[], Recognizer], options: ServeOptions
+    first: Recognizer,
+    new_recognizer: Callable[[], Recognizer],
+    options: ServeOptions,
+    new_photo_recognizer: Callable[[], Recognizer] | None = None,
 ) -> None:
     """Serve until Ctrl-C. The socket is bound before the URL is printed, so the line on
     stderr (`ferflow serve: http://HOST:PORT/ ...`) means the server accepts connections,
@@ -47,6 +50,7 @@ def run_server(
         workers=options.workers,
         smoothing=options.smoothing,
         limits=options.limits,
+        new_photo_recognizer=new_photo_recognizer,
     )
     app = create_app(engine, options.security)
     config = uvicorn.Config(
