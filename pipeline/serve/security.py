@@ -9,15 +9,15 @@ Each limit is named once here, with its reason:
   `--allow-origin` may post photos or open streams; any other page the user visits while the
   server runs gets 403. Clients that send no `Origin` (curl, scripts) are not browsers
   driven by a foreign page and are answered.
-- Streams (`max_streams`): each holds a recognizer of its own (about 75 MB on this machine,
-  `benchmarks/bench_serve.py --streams`); past the cap a stream is closed at once with code
-  1013 and a reason the page shows.
+- Streams (`max_streams`): each holds a recognizer of its own (about 75 MB with the shipped
+  model at 640x480 on this machine); past the cap a stream is closed at once with code 1013
+  and a reason the page shows.
 - Time (`header_timeout`, `body_timeout`): a request's header must arrive within 10 s of
   its first byte and its body within 60 s (20 MB at 3 Mbit/s), so a client that trickles
   bytes cannot hold a connection (pipeline/serve/server.py arms the header deadline).
-- Response headers: a Content-Security-Policy that allows only this server's own scripts,
-  styles, images and connections, no framing (`frame-ancestors 'none'`), `nosniff`, and no
-  referrer.
+- Response headers (pipeline/serve/guard.py): a Content-Security-Policy that allows only
+  this server's own scripts, styles, images and connections, no framing
+  (`frame-ancestors 'none'`), `nosniff`, and no referrer.
 """
 
 from __future__ import annotations
