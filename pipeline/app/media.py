@@ -280,7 +280,9 @@ class VideoWriter:
     """An annotated video written to a hidden sibling and renamed into place when complete.
 
     The temporary name is unique per run (two runs never write one file) and ends in the
-    target's suffix, because OpenCV picks the container from it.
+    target's suffix, because OpenCV picks the container from it. OpenCV's writer reports no
+    failed write (a full disk leaves an MP4 without its index, no frame decodable), so the
+    file is opened again and its frames counted before it is renamed into place.
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
@@ -288,16 +290,43 @@ class VideoWriter:
         self.tmp = claim_temp(path, suffix=path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*ANNOTATED_VIDEO_FOURCC)
         self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
+        self.frames = 0
         if not self.writer.isOpened():
             self.tmp.unlink(missing_ok=True)
             raise AppError(f"{path}: cannot write a video here ({ANNOTATED_VIDEO_FOURCC} codec)")
 
     def write(self, frame: np.ndarray) -> None:
         self.writer.write(frame)
+        self.frames += 1
 
     def close(self, *, keep: bool) -> None:
+        """Finish the file; with `keep`, check it and rename it into place (AppError if it is
+        not what was written: nothing is left under the final name)."""
         self.writer.release()
-        if keep:
-            os.replace(self.tmp, self.path)
-        else:
+        try:
+            if keep:
+                readable = _count_frames(self.tmp)
+                if readable != self.frames:
+                    raise AppError(
+                        f"{self.path}: the annotated video was not written completely "
+                        f"({readable} of {self.frames} frames readable back: is the disk "
+                        f"full? `df -h {self.path.parent}`); nothing was saved under this name"
+                    )
+                os.replace(self.tmp, self.path)
+        finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def _count_frames(path: Path) -> int:
+    """Frames OpenCV decodes from a video file (0 if it cannot open it)."""
+    # FFmpeg's own complaints about a broken file ("moov atom not found") are caught here:
+    # the caller says what is wrong in its one line.
+    with _decoder_messages():
+        capture = cv2.VideoCapture(str(path))
+        try:
+            count = 0
+            while capture.isOpened() and capture.grab():
+                count += 1
+            return count
+        finally:
+            capture.release()
