@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -125,13 +126,12 @@ def test_memory_is_handed_back_when_streams_close(app_model_dir, astronaut_bgr):
         url = ws_url(server)
 
         def streams(count: int) -> None:
-            sockets = [connect(url) for _ in range(count)]
-            for ws in sockets:
-                ws.send(frame)
-            for ws in sockets:
-                assert '"result"' in ws.recv(timeout=60)
-            for ws in sockets:
-                ws.close()
+            with contextlib.ExitStack() as stack:
+                sockets = [stack.enter_context(connect(url)) for _ in range(count)]
+                for ws in sockets:
+                    ws.send(frame)
+                for ws in sockets:
+                    assert '"result"' in ws.recv(timeout=60)
 
         streams(1)  # libraries and the first arena in place
         time.sleep(1)

@@ -8,6 +8,7 @@ Errors the user can fix (a missing file, a bad model, no camera) print one line,
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -499,7 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except OSError as e:  # e.g. --output in a folder we may not write to
         where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        hint = "; free space there and rerun (nothing half-written was kept)" if full else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 1
 
 
