@@ -7,13 +7,16 @@ before any pixel memory is taken: a 300-byte PNG can claim 60000 x 60000 pixels 
 decoded), and a 47 KB all-zero PNG of 50 megapixels decodes to 150 MB.
 
 The limit policy (`Limits`): a decoded image costs `DECODED_BYTES_PER_PIXEL` bytes a pixel
-(BGR, 8 bits a channel: OpenCV converts 16-bit and alpha images while decoding), so
-`max_pixels` is also the memory budget of one decode. Two sets of limits, each named once:
+(BGR, 8 bits a channel: OpenCV converts 16-bit and alpha images while decoding), and while
+it is decoded the process peaks at `DECODE_PEAK_BYTES_PER_PIXEL` (the decoder's own buffers
+beside the result), so `max_pixels` sets the memory budget of one decode. Two sets of
+limits, each named once:
 - `FILE_LIMITS` (`ferflow predict`, the user's own files): 200 megapixels (600 MB decoded)
   lets the largest phone-camera photos through; `--max-pixels` raises it.
 - `UPLOAD_LIMITS` (`ferflow serve`, bytes from the network): 20 MB encoded, 16 megapixels
-  (48 MB decoded; a 12-megapixel phone photo is 4032 x 3024). The server decodes at most
-  one image per worker thread at a time, so its decode memory is bounded by threads x 48 MB.
+  (48 MB decoded, at most 128 MB while decoding; a 12-megapixel phone photo is
+  4032 x 3024). The server decodes at most one image per worker thread at a time, so its
+  decode memory is bounded by that many times 128 MB.
 
 A JPEG cut off while copying decodes without an error, its lower part grey;
 `jpeg_ends_early` notices the missing end-of-image marker.
@@ -28,6 +31,9 @@ from dataclasses import dataclass
 
 #: A decoded frame is BGR uint8: three bytes a pixel.
 DECODED_BYTES_PER_PIXEL = 3
+#: The process's peak while OpenCV decodes, per pixel: measured 6.0 bytes for PNG (all-zero
+#: or 16-bit RGBA) and JPEG, 7.8 for WebP, at 4 megapixels (tests/test_serve_uploads.py).
+DECODE_PEAK_BYTES_PER_PIXEL = 8
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,8 @@ class Limits:
 
     @property
     def decode_budget(self) -> int:
-        """Bytes the decoded image of an accepted file takes at most."""
-        return self.max_pixels * DECODED_BYTES_PER_PIXEL
+        """Bytes decoding an accepted file takes at most (its result included)."""
+        return self.max_pixels * DECODE_PEAK_BYTES_PER_PIXEL
 
 
 #: The user's own files (`ferflow predict`, `--max-pixels` overrides the pixels).
