@@ -12,6 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+# OpenCV's FFmpeg backend reads its log level once, when a test first touches a video (a
+# fixture writing one, before any `ferflow` command ran quiet_opencv): keep FFmpeg's own
+# console lines out of the one-line errors the tests check, whatever the test order.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 # ---------------------------------------------------------------------------------------
 # Training, evaluation and export: tiny learnable data and tiny settings (fast on 2 CPUs).
 # ---------------------------------------------------------------------------------------
