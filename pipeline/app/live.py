@@ -122,8 +122,9 @@ class Window:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise AppError(
-                "this OpenCV build has no window support (opencv-python-headless); "
-                "install opencv-python for a window, or pass --no-window"
+                "this OpenCV build has no window support (opencv-python-headless, which "
+                "ferflow installs); pass --no-window, or for a window swap the build: "
+                "pip uninstall opencv-python-headless && pip install 'opencv-python>=4.10,<5'"
             ) from None
 
     def show(self, frame: np.ndarray) -> bool:
