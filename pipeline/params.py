@@ -62,8 +62,21 @@ def _field(meaning: str, **constraints: Any) -> Any:
 
 class Data(_Section):
     raw: str = _field(
-        "the FER2013-format CSV (emotion,pixels,Usage); default: the synthetic set "
-        "`synthesize` draws"
+        "the FER2013-format CSV (emotion,pixels,Usage), or a folder <split>/<class>/<image> "
+        "(docs/data.md); default: the synthetic set `synthesize` draws"
+    )
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = _field(
+        "a folder without val/: this share of each train class becomes val", default=0.1
+    )
+    split_seed: NonNegativeInt = _field("seed of that share of train", default=0)
+    ferplus: str | None = _field(
+        "FER+ votes file (fer2013new.csv) relabelling data.raw row by row; null: none",
+        default=None,
+    )
+    ferplus_mode: Literal["majority", "distribution"] = _field(
+        "FER+ labels: the majority vote, or trained on the vote distribution (scored on "
+        "the majority)",
+        default="majority",
     )
 
 

@@ -25,7 +25,7 @@ def random_predictions(n: int = 500, seed: int = 0):
 
 def test_metrics_match_scikit_learn():
     y_true, y_pred = random_predictions()
-    got = classification_metrics(y_true, y_pred)
+    got = classification_metrics(y_true, y_pred, LABELS)
     labels = list(range(NUM_CLASSES))
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
     assert got["macro_f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
@@ -47,7 +47,7 @@ def test_hand_counted_example():
     # called angry. Rows are actual classes, columns predicted.
     y_true = np.array([0, 0, 0, 1, 3])
     y_pred = np.array([0, 0, 1, 1, 0])
-    got = classification_metrics(y_true, y_pred)
+    got = classification_metrics(y_true, y_pred, LABELS)
     assert got["accuracy"] == pytest.approx(3 / 5)
     assert got["confusion"][0][:2] == [2, 1]
     assert got["confusion"][3][0] == 1
@@ -111,8 +111,8 @@ def test_reports_have_the_declared_shape(tmp_path):
     from pipeline.evaluation.evaluate import write_reports
 
     y_true, y_pred = random_predictions(200)
-    results = {"test": (classification_metrics(y_true, y_pred), y_pred)}
-    write_reports(results, y_true, tmp_path / "metrics.json", tmp_path / "eval")
+    results = {"test": (classification_metrics(y_true, y_pred, LABELS), y_pred)}
+    write_reports(results, y_true, tmp_path / "metrics.json", tmp_path / "eval", LABELS)
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     (machine,) = metrics.pop("machines")  # where it was made: a list, so DVC's tables skip it
@@ -210,6 +210,6 @@ def test_evaluation_names_the_classes_without_test_images(
     assert "warning: the test split has no images of disgust" in capsys.readouterr().out
     per_class = json.loads((tmp_path / "ev" / "per_class.json").read_text())
     assert [row["class"] for row in per_class if row["support"] == 0] == ["disgust"]
-    metrics = classification_metrics(labels[keep], labels[keep])  # a perfect model
+    metrics = classification_metrics(labels[keep], labels[keep], LABELS)  # a perfect model
     assert classes_without_support(metrics) == ["disgust"]
     assert metrics["macro_f1"] == pytest.approx((len(LABELS) - 1) / len(LABELS))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import REPO_ROOT
+from pipeline.config import LABELS, REPO_ROOT
 
 SHARED_CSV = REPO_ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.xz"
 MODELS = REPO_ROOT / "models" / "fer2013"
@@ -67,8 +67,8 @@ def scores(private_test):
     }
     float_pred, int8_pred = (p.argmax(1) for p in probs.values())
     return {
-        "float": classification_metrics(labels, float_pred),
-        "int8": classification_metrics(labels, int8_pred),
+        "float": classification_metrics(labels, float_pred, LABELS),
+        "int8": classification_metrics(labels, int8_pred, LABELS),
         "agreement": float((float_pred == int8_pred).mean()),
     }
 

@@ -287,7 +287,7 @@ def _loop(
                     summary.frames += 1
                     summary.faces += len(faces)
                     if window is not None:
-                        shown = annotate(frame, faces)
+                        shown = annotate(frame, faces, labels)
                         draw_status(shown, f"{fps:.1f} fps  {len(faces)} faces")
                         if not window.show(shown):
                             break

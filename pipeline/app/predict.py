@@ -128,7 +128,7 @@ def _predict_image(
     faces = recognizer(image)
     out.write(frame_records(str(file), 0, None, faces, recognizer.model.labels))
     if target is not None:
-        write_image(target, annotate(image, faces))
+        write_image(target, annotate(image, faces, recognizer.model.labels))
     summary.files += 1
     summary.frames += 1
     summary.faces += len(faces)
@@ -160,7 +160,7 @@ def _predict_video(
                     if writer is None:
                         size = (frame.shape[1], frame.shape[0])
                         writer = VideoWriter(target, video.fps, size)
-                    writer.write(annotate(frame, faces))
+                    writer.write(annotate(frame, faces, recognizer.model.labels))
                 frames += 1
                 summary.faces += len(faces)
                 bar.update()

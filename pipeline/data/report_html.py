@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.config import LABELS, SPLITS
+from pipeline.config import SPLITS
 from pipeline.data.fer_csv import USAGES, FerTable
 
 _FACES_PER_CLASS = 10
@@ -43,12 +43,12 @@ def face_grid(table: FerTable, per_class: int = _FACES_PER_CLASS) -> np.ndarray 
     valid = table.valid
     if not valid.any():
         return None
-    size = table.parsed.images.shape[1]
-    grid = np.full((len(LABELS) * size, per_class * size), 255, np.uint8)
-    for c in range(len(LABELS)):
+    size = table.images.shape[1]
+    grid = np.full((len(table.names) * size, per_class * size), 255, np.uint8)
+    for c in range(len(table.names)):
         rows = np.flatnonzero(valid & (table.labels == c))[:per_class]
         for j, r in enumerate(rows):
-            grid[c * size : (c + 1) * size, j * size : (j + 1) * size] = table.parsed.images[r]
+            grid[c * size : (c + 1) * size, j * size : (j + 1) * size] = table.images[r]
     return grid
 
 
@@ -62,8 +62,7 @@ def _class_bars(classes: dict[str, dict[str, int]]) -> str:
         top = max(counts.values(), default=0) or 1
         parts.append(f'<text x="0" y="{y + 11}" font-weight="bold">{split}</text>')
         y += 16
-        for name in LABELS:
-            n = counts.get(name, 0)
+        for name, n in counts.items():
             w = (width - label_w - 60) * n / top
             parts.append(
                 f'<text x="0" y="{y + 10}">{name}</text>'
@@ -111,7 +110,7 @@ def render(summary: dict[str, Any], table: FerTable) -> str:
         '<img class="faces" alt="sample faces, one class per row" src="data:image/png;base64,'
         + base64.b64encode(png_bytes(grid)).decode()
         + '">'
-        + f"<p>Rows, top to bottom: {', '.join(LABELS)}.</p>"
+        + f"<p>Rows, top to bottom: {', '.join(table.names)}.</p>"
         if grid is not None
         else "<p>No valid rows to show.</p>"
     )

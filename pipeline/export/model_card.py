@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import LABELS, SPLITS
+from pipeline.config import SPLITS
 from pipeline.io import sha256_file
 from pipeline.machine import machine_line
 
@@ -57,6 +57,8 @@ class CardInputs:
     pipeline_file: str = "dvc.yaml"
     #: Where each step ran (records' `machines` entries: train, evaluate, export).
     machines: list[dict[str, Any]] | None = None
+    #: The model's label set, in output order (labels.json).
+    labels: tuple[str, ...] = ()
 
 
 def _pct(value: Any) -> str:
@@ -82,8 +84,8 @@ def render_model_card(card: CardInputs) -> str:
     lines = [
         f"# Model card: {name}",
         "",
-        "Classifies a 48x48 grayscale face into one of seven emotions: "
-        + ", ".join(LABELS)
+        f"Classifies a 48x48 grayscale face into one of {len(card.labels)} classes: "
+        + ", ".join(card.labels)
         + f". Written by the `export` stage of the ferflow DVC pipeline (`{card.pipeline_file}`);"
         " every figure below is read from that pipeline's records, none is typed by hand.",
         "",
@@ -103,8 +105,8 @@ def render_model_card(card: CardInputs) -> str:
         *(f.row() for f in card.files),
         "",
         "Input: float32 NHWC batch `(N, 48, 48, 1)` of raw grayscale pixels 0..255 (the "
-        "rescaling is inside the model; `labels.json` states the contract). Output: 7 class "
-        "probabilities in label order.",
+        "rescaling is inside the model; `labels.json` states the contract). Output: "
+        f"{len(card.labels)} class probabilities in label order.",
         "",
         *_data_section(card, data_raw, synthetic),
         *_training_section(card),

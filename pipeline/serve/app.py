@@ -173,11 +173,10 @@ class BodyLimit:
 
 def page_html(labels: tuple[str, ...]) -> str:
     """index.html with each label's colour: the ones `ferflow predict --annotate` draws."""
-    from pipeline.app.draw import COLORS, FALLBACK_COLOR
+    from pipeline.app.draw import label_colors
 
     rules = []
-    for label in labels:
-        b, g, r = COLORS.get(label, FALLBACK_COLOR)
+    for label, (b, g, r) in label_colors(labels).items():
         rules.append(f".label-{css_name(label)} {{ --c: rgb({r} {g} {b}); }}")
     style = "<style>\n" + "\n".join(rules) + "\n</style>"
     return (STATIC / "index.html").read_text(encoding="utf-8").replace("<!--label-colors-->", style)

@@ -25,7 +25,7 @@ from pipeline.params import check_value
 from pipeline.training.distribute import plan_distribution
 from pipeline.training.patience import KeepPatience
 
-Arrays = tuple[np.ndarray, np.ndarray]
+Arrays = tuple[np.ndarray, ...]  # (images, labels) or (images, labels, soft targets)
 
 
 def make_net(model_params: dict[str, Any], train_params: dict[str, Any]) -> keras.Model:
@@ -139,13 +139,23 @@ def fit(
     recipe's own callbacks (early stopping, which keeps the best weights) look at it.
     `state_dir` (the resume folder) lets the best weights and the patience counters survive
     a kill too.
+
+    `train` may carry soft targets third (N, classes), e.g. FER+ vote distributions: the
+    network then learns them (categorical cross-entropy), and val still scores the hard
+    labels (accuracy against the majority).
     """
     plan = plan_distribution(params)
     x_train = as_model_input(train[0])
     # On all training rows, before sharding: every host must hold the same statistics.
     adapt_normalization(net, x_train)
-    x_train, y_train = plan.shard(x_train, np.asarray(train[1]))
-    x_val, y_val = plan.shard(as_model_input(val[0]), np.asarray(val[1]))
+    soft = len(train) > 2 and train[2] is not None
+    y_train, y_val = np.asarray(train[1]), np.asarray(val[1])
+    if soft:
+        classes = np.asarray(train[2]).shape[1]
+        y_train = np.asarray(train[2], np.float32)
+        y_val = np.eye(classes, dtype=np.float32)[y_val]
+    x_train, y_train = plan.shard(x_train, y_train)
+    x_val, y_val = plan.shard(as_model_input(val[0]), y_val)
     per_device = int(params["batch_size"])
     batch_size = plan.global_batch_size(per_device)
     val_batch_size = plan.global_batch_size(max(per_device, 256 // plan.replicas))
@@ -159,10 +169,8 @@ def fit(
             optimizer=make_optimizer(
                 {**params, "lr": plan.scale_lr(float(params["lr"]))}, steps_per_epoch
             ),
-            loss=keras.losses.SparseCategoricalCrossentropy()
-            if not params.get("label_smoothing")
-            else _smoothed_loss(float(params["label_smoothing"])),
-            metrics=["accuracy"],
+            loss=_loss(soft, float(params.get("label_smoothing") or 0.0)),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")] if soft else ["accuracy"],
             jit_compile=params.get("jit_compile", "auto"),
             steps_per_execution=int(params.get("steps_per_execution", 1)),
         )
@@ -186,6 +194,14 @@ def fit(
             verbose=verbose,
         )
     return history
+
+
+def _loss(soft: bool, smoothing: float) -> keras.losses.Loss:
+    if soft:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    if smoothing:
+        return _smoothed_loss(smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 def _smoothed_loss(smoothing: float) -> keras.losses.Loss:
