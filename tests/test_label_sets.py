@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.config import LABELS
 from pipeline.model_spec import InputSpec, ModelSpec, read_spec, write_spec
@@ -242,3 +243,66 @@ def test_a_folder_datasets_names_reach_the_serve_api(tmp_path, astronaut_bgr):
     (record,) = answer.json()["records"]
     assert record["faces"] == 1
     assert record["label"] in labels and set(record["probabilities"]) == set(labels)
+
+
+# ---------------------------------------------------------------------------------------
+# End to end: a folder dataset of its own classes, `dvc repro` to export, `ferflow predict`.
+# ---------------------------------------------------------------------------------------
+
+MADE_UP = ("yawn", "wink", "frown")
+
+
+def write_bar_faces(root: Path) -> None:
+    """data/faces/{train,test}/<class>/*.png: colour images of various sizes, class k a bar
+    at its own height (no val/: data.val_fraction of train becomes val)."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 40), ("test", 12)):
+        for k, name in enumerate(MADE_UP):
+            folder = root / "data" / "faces" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                side = int(rng.integers(48, 120))
+                image = rng.integers(0, 60, (side, side, 3), dtype=np.uint8)
+                top = side * (4 + 14 * k) // 48
+                image[top : top + side // 8] = 220
+                cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_folder_dataset_runs_to_export_and_the_app_names_its_classes(tmp_path, astronaut_bgr):
+    """The default dvc.yaml, unchanged, on a folder dataset with its own class names:
+    the manifest, the scores, labels.json and `ferflow predict` all use those names."""
+    import subprocess
+    import sys
+
+    import cv2
+    from tiny_project import build_tiny_project
+
+    project = build_tiny_project(
+        tmp_path / "ws",
+        overrides={"data": {"raw": "data/faces", "val_fraction": 0.25}},
+        add_data=write_bar_faces,
+    )
+    root = project.root
+    names = sorted(MADE_UP)  # the label set: the class folders, sorted
+    manifest = json.loads((root / "data" / "prepared" / "manifest.json").read_text())
+    assert manifest["labels"]["names"] == names
+    assert manifest["splits"]["val"]["rows"] == 30  # a quarter of each train class
+    per_class = json.loads((root / "reports" / "eval" / "per_class.json").read_text())
+    assert [row["class"] for row in per_class] == names
+    assert read_spec(root / "models" / "labels.json").labels == tuple(names)
+    assert "3 classes: frown, wink, yawn" in (root / "models" / "MODEL_CARD.md").read_text()
+
+    cv2.imwrite(str(tmp_path / "photo.png"), astronaut_bgr)  # a real face to find
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.app.cli", "predict", str(tmp_path / "photo.png"),
+         "--model-dir", "models", "--precision", "float"],
+        cwd=root, env=project.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["faces"] == 1 and record["label"] in names
+    assert set(record["probabilities"]) == set(names)

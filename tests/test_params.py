@@ -22,7 +22,7 @@ from pipeline.params import (
     stage_view,
 )
 
-PARAMS_FILES = ("params.yaml", "fer2013/params.yaml")
+PARAMS_FILES = ("params.yaml", "fer2013/params.yaml", "ferplus/params.yaml")
 
 
 @pytest.fixture
