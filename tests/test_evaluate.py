@@ -127,7 +127,12 @@ def test_reports_have_the_declared_shape(tmp_path):
     assert summary["test"]["n"] == 200
     records = json.loads((tmp_path / "eval" / "confusion.json").read_text())
     assert len(records) == 200
-    assert records[0] == {"actual": LABELS[y_true[0]], "predicted": LABELS[y_pred[0]]}
+    assert records[0] == {
+        "actual": LABELS[y_true[0]],
+        "predicted": LABELS[y_pred[0]],
+        "actual_index": int(y_true[0]),
+        "predicted_index": int(y_pred[0]),
+    }
     per_class = json.loads((tmp_path / "eval" / "per_class.json").read_text())
     assert [row["class"] for row in per_class] == list(LABELS)
     assert sum(row["support"] for row in per_class) == 200

@@ -306,3 +306,20 @@ def test_a_folder_dataset_runs_to_export_and_the_app_names_its_classes(tmp_path,
     (record,) = [json.loads(line) for line in done.stdout.splitlines()]
     assert record["faces"] == 1 and record["label"] in names
     assert set(record["probabilities"]) == set(names)
+
+    # `dvc plots show` in a real browser: DVC's templates draw these classes, not FER2013's.
+    from conftest import CHROMIUM_ARGS, chromium
+    from playwright.sync_api import sync_playwright
+    from test_plots_page import _open_offline
+
+    project.run(str(Path(sys.executable).parent / "ferflow"), "plots-setup")
+    project.dvc("plots", "show", "-o", str(tmp_path / "plots"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = _open_offline(browser, tmp_path / "plots" / "index.html", tmp_path / "p.png")
+        finally:
+            browser.close()
+    assert page.problems == []
+    panels = page.confusion.pop("panels")
+    assert page.confusion == {"x": names, "y": names, "per_class": names} and len(panels) == 1

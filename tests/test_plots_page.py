@@ -2,8 +2,8 @@
 
 Fast: the page template `ferflow plots-setup` writes (vl-convert's Vega, Vega-Lite and
 Vega-Embed bundle inlined), the DVC config that names it, the git-ignored outputs, the plot
-templates' class order against `LABELS`, and `ferflow report`'s confusion PNG drawn from
-DVC's own spec. Slow:
+templates' class order (the data's, for any label set), and `ferflow report`'s confusion
+PNG drawn from DVC's own spec. Slow:
 DVC's real pages (`dvc plots show`, `dvc plots diff`) from the tiny project, opened in
 headless Chromium with every non-file request blocked: every plot must draw.
 """
@@ -109,14 +109,15 @@ def _label_lists(node) -> list[tuple[str, list]]:
     return found
 
 
-def test_ferflow_plot_templates_list_the_classes_in_label_order() -> None:
+def test_ferflow_plot_templates_take_the_class_order_from_the_data() -> None:
+    """No class list is written into a template: any label set draws, in its own order
+    (confusion records carry their class indices; per_class.json is in label order)."""
     templates = sorted(PLOT_TEMPLATES.glob("*.json"))
     assert [t.stem for t in templates] == ["bar_horizontal_fer", "confusion_fer"]
     for template in templates:
-        lists = _label_lists(json.loads(template.read_text()))
-        assert lists, f"{template.name} fixes no class order"
-        for where, classes in lists:
-            assert classes == list(LABELS), (template.name, where)
+        assert _label_lists(json.loads(template.read_text())) == [], template.name
+    bars = json.loads((PLOT_TEMPLATES / "bar_horizontal_fer.json").read_text())
+    assert bars["encoding"]["y"]["sort"] is None  # data order: per_class.json's, label order
 
 
 def test_dvc_confusion_matrix_is_drawn_like_the_evaluate_png() -> None:
@@ -126,8 +127,8 @@ def test_dvc_confusion_matrix_is_drawn_like_the_evaluate_png() -> None:
     assert definition["x"] == "predicted"  # columns
     assert list(definition["y"].values()) == ["actual"]  # rows
     spec = json.loads((PLOT_TEMPLATES / "confusion_fer.json").read_text())["spec"]
-    for axis in ("x", "y"):
-        assert spec["encoding"][axis]["scale"]["domain"] == list(LABELS), axis
+    assert spec["encoding"]["x"]["sort"] == {"field": "predicted_index", "op": "min"}
+    assert spec["encoding"]["y"]["sort"] == {"field": "actual_index", "op": "min"}
     assert _plot_definition("per_class_f1")["template"] == "bar_horizontal_fer"
 
 
@@ -160,26 +161,57 @@ def _texts(node, found: list[str]) -> list[str]:
     return found
 
 
+def _record(actual: str, predicted: str, names=LABELS) -> dict:
+    """A confusion.json record as the evaluate stage writes it."""
+    return {
+        "actual": actual,
+        "predicted": predicted,
+        "actual_index": names.index(actual),
+        "predicted_index": names.index(predicted),
+        "rev": "head",
+    }
+
+
+def _drawn_texts(rows: list[dict]) -> list[str]:
+    import vl_convert
+
+    spec = png_spec(_filled_confusion_spec(rows))
+    return _texts(vl_convert.vegalite_to_scenegraph(spec, vl_version=VEGA_LITE_VERSION), [])
+
+
+def _remove_axis(texts: list[str], labels: list[str]) -> None:
+    start = next(i for i in range(len(texts)) if texts[i : i + len(labels)] == labels)
+    del texts[start : start + len(labels)]
+
+
 def test_report_heatmap_is_the_spec_dvc_draws_with_values_shown() -> None:
     """The report draws DVC's filled spec itself (Vega, through vl-convert): the same axes in
     label order, rows actual and columns predicted, and each cell's count written on it."""
-    import vl_convert
-
-    # Three fear faces called happy, one happy face called happy; five classes never occur.
-    rows = [{"actual": "fear", "predicted": "happy", "rev": "head"}] * 3
-    rows += [{"actual": "happy", "predicted": "happy", "rev": "head"}]
-    dvc_spec = _filled_confusion_spec(rows)
+    dvc_spec = _filled_confusion_spec([_record("sad", "happy")])
     spec = png_spec(dvc_spec)
     assert {k: v for k, v in spec.items() if k != "params"} == {
         k: v for k, v in dvc_spec.items() if k != "params"
     }, "the report changes nothing but the values checkbox"
-    texts = _texts(vl_convert.vegalite_to_scenegraph(spec, vl_version=VEGA_LITE_VERSION), [])
-    # Axis labels: columns (x, predicted) then rows (y, actual), every class in label order.
-    for labels in (list(LABELS), list(LABELS)):
-        start = next(i for i in range(len(texts)) if texts[i : i + len(labels)] == labels)
-        del texts[start : start + len(labels)]
-    # One count per cell: 3 and 1, and 0 on the other 47 of the 7 x 7.
-    assert sorted(t for t in texts if t.isdigit()) == sorted(["3", "1"] + ["0"] * 47)
+    # Three sad faces called happy, one fear face called fear: every class seen as actual or
+    # predicted gets a row and a column, in label order (fear, happy, sad; not alphabetical
+    # would be the same here, so surprise, which sorts last, comes before neutral below).
+    texts = _drawn_texts([_record("sad", "happy")] * 3 + [_record("fear", "fear")])
+    for labels in (["fear", "happy", "sad"], ["fear", "happy", "sad"]):  # columns, then rows
+        _remove_axis(texts, labels)
+    # One count per cell: 3 and 1, and 0 on the other 7 of the 3 x 3.
+    assert sorted(t for t in texts if t.isdigit()) == sorted(["3", "1"] + ["0"] * 7)
+
+    texts = _drawn_texts([_record("neutral", "surprise"), _record("surprise", "surprise")])
+    for labels in (["surprise", "neutral"], ["surprise", "neutral"]):  # label order
+        _remove_axis(texts, labels)
+
+
+def test_any_label_set_is_drawn_in_its_own_order() -> None:
+    names = ("zebra", "apple", "mango")  # a folder dataset's would be sorted; FER+'s are not
+    texts = _drawn_texts([_record("mango", "zebra", names), _record("apple", "apple", names)])
+    for labels in (list(names), list(names)):
+        _remove_axis(texts, labels)
+    assert sorted(t for t in texts if t.isdigit()) == sorted(["1", "1"] + ["0"] * 7)
 
 
 # --- the real page in a real browser, offline ----------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.config import SPLITS
 from pipeline.data.fer_csv import USAGES, FerTable
+from pipeline.data.image_folder import FolderTable
 
 _FACES_PER_CLASS = 10
 _STYLE = """
@@ -38,7 +39,9 @@ def png_bytes(gray: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def face_grid(table: FerTable, per_class: int = _FACES_PER_CLASS) -> np.ndarray | None:
+def face_grid(
+    table: FerTable | FolderTable, per_class: int = _FACES_PER_CLASS
+) -> np.ndarray | None:
     """The first `per_class` valid faces of each class, one class per row (blank if fewer)."""
     valid = table.valid
     if not valid.any():
@@ -75,7 +78,13 @@ def _class_bars(classes: dict[str, dict[str, int]]) -> str:
     return f'<svg width="{width}" height="{y}" role="img" aria-label="classes">{body}</svg>'
 
 
-def render(summary: dict[str, Any], table: FerTable) -> str:
+def _numbering(table: FerTable | FolderTable) -> str:
+    if isinstance(table, FerTable):
+        return "Rows are numbered from 1 below the header: row N is line N + 1."
+    return "Each row is one image file, named by its path in the folder."
+
+
+def render(summary: dict[str, Any], table: FerTable | FolderTable) -> str:
     """The page for `summary` (from `validation.summarize`) of `table`."""
     esc = html.escape
     ok = summary["success"]
@@ -116,13 +125,13 @@ def render(summary: dict[str, Any], table: FerTable) -> str:
     )
     e = summary["expectations"]
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>FER2013 validation</title>
+<html lang="en"><head><meta charset="utf-8"><title>Data validation</title>
 <style>{_STYLE}</style></head><body>
 <h1>Validation of {esc(summary["source"]["file"])}</h1>
 {verdict}
 <p>{e["evaluated"]} Great Expectations checks: {e["failed"]} failed, {e["warnings"]} warning(s).
 sha256 <code>{summary["source"]["sha256"]}</code>, {summary["source"]["bytes"]:,} bytes.
-Rows are numbered from 1 below the header: row N is line N + 1.</p>
+{_numbering(table)}</p>
 {problems}
 {warnings}
 <h2>Rows per split</h2>

@@ -9,9 +9,10 @@ a failure leaves the previous ones intact:
   when the `ensemble` stage trained members (accuracy only: `dvc metrics show` stays narrow),
   and `"machines"`: the machine that scored (pipeline.machine; a list, which DVC's tables
   skip, so they stay numeric while the file says where its numbers were made);
-- in the eval folder: `confusion.json` (one `{"actual", "predicted"}` record per image, for
-  DVC's confusion plot), `confusion.png`, `per_class.json` (precision, recall, F1 and support
-  per class), `per_class.png`, and `summary.json` (every evaluation's accuracy, macro F1, n).
+- in the eval folder: `confusion.json` (one `{"actual", "predicted", "actual_index",
+  "predicted_index"}` record per image, for DVC's confusion plot), `confusion.png`,
+  `per_class.json` (precision, recall, F1 and support per class, in label order),
+  `per_class.png`, and `summary.json` (every evaluation's accuracy, macro F1, n).
 
 This is the only place that reads the test split; model selection happened on `val`.
 """
@@ -146,8 +147,10 @@ def write_reports(
     label set, in class-index order."""
     metrics, predictions = results["test"]
     with atomic_dir(eval_dir) as tmp:
+        # The class indices ride along so DVC's confusion template (.dvc/plots/
+        # confusion_fer.json) draws any label set in its own order.
         records = [
-            {"actual": names[a], "predicted": names[p]}
+            {"actual": names[a], "predicted": names[p], "actual_index": a, "predicted_index": p}
             for a, p in zip(labels.tolist(), predictions.tolist(), strict=True)
         ]
         write_json(tmp / CONFUSION_JSON, records)
