@@ -103,8 +103,9 @@ def test_export_adopts_an_onnx_model_as_its_own_labels_json_says(
 # ---------------------------------------------------------------------------------------
 
 
-def _three_class_prepared(root: Path, names: list[str]) -> Path:
-    """The tiny bar data cut to three classes, with their own names in the manifest."""
+def _three_class_prepared(root: Path, names: list[str], soft_shift: int | None = None) -> Path:
+    """The tiny bar data cut to three classes, with their own names in the manifest;
+    with `soft_shift`, soft targets too (FER+ distribution mode): one-hot of label+shift."""
     from conftest import write_tiny_prepared
 
     from pipeline.data.shards import write_shards
@@ -116,6 +117,8 @@ def _three_class_prepared(root: Path, names: list[str]) -> Path:
         labels = np.load(source / split / "labels.npy")
         keep = labels < 3
         splits[split] = (images[keep], labels[keep])
+        if soft_shift is not None:
+            splits[split] += (np.eye(3, dtype=np.float32)[(labels[keep] + soft_shift) % 3],)
     write_shards(root / "prepared", splits, {"file": "made up"}, names)
     return root / "prepared"
 
@@ -153,6 +156,22 @@ def test_the_label_set_of_the_data_goes_from_manifest_to_labels_json(tiny_params
     assert read_spec(outputs["labels"]).labels == tuple(names)
     card = outputs["model_card"].read_text()
     assert "one of 3 classes: zebra, apple, mango" in card
+
+
+def test_distribution_mode_trains_on_the_soft_targets(tiny_params, tmp_path):
+    """FER+ `distribution`: the network learns the targets, not the hard labels. Targets
+    that point at the next class make a network that names the next class."""
+    from pipeline.data.shards import load_split, load_targets
+    from pipeline.evaluation.predictors import load_predictor
+    from pipeline.training.run import train_and_save
+
+    prepared = _three_class_prepared(tmp_path, ["a", "b", "c"], soft_shift=1)
+    assert load_targets(prepared, "train").shape[1] == 3
+    params = {**tiny_params, "train": {**tiny_params["train"], "epochs": 4}}
+    train_and_save(params, prepared, tmp_path / "model.keras", tmp_path / "train", tmp_path / "r")
+    images, labels = load_split(prepared, "train")
+    predicted = load_predictor(tmp_path / "model.keras")(images).argmax(1)
+    assert (predicted == (labels + 1) % 3).mean() > 0.8
 
 
 def test_evaluation_scores_the_classes_model_and_data_share(tiny_prepared, tmp_path):
