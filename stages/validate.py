@@ -31,13 +31,14 @@ def validate(params: dict[str, Any]) -> str:
     repeated = (
         f"; {dups['groups']:,} images appear more than once (a warning)" if dups["groups"] else ""
     )
-    kept = ""
+    kept, names = "", summary["labels"]
     if "ferplus" in summary:
+        names = summary["ferplus"]["labels"]
         counts = {s: sum(c.values()) for s, c in summary["ferplus"]["classes"].items()}
         kept = "; FER+ labels kept for " + ", ".join(f"{s} {n:,}" for s, n in counts.items())
     return (
         f"passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} rows"
-        f"{repeated}{kept}; {len(summary['labels'])} classes; report in {report_dir}"
+        f"{repeated}{kept}; {len(names)} classes; report in {report_dir}"
     )
 
 
