@@ -63,6 +63,8 @@ class FerPlusLabels:
     labels: np.ndarray
     dropped: np.ndarray
     distribution: np.ndarray
+    #: How the reports name the file: params.yaml's value, the same on every clone.
+    name: str = ""
 
     @property
     def kept(self) -> np.ndarray:
@@ -93,7 +95,7 @@ class FerPlusLabels:
             why = np.bincount(self.dropped[rows & ~self.kept], minlength=len(DROP_REASONS))
             dropped[split] = dict(zip(DROP_REASONS, map(int, why), strict=True))
         return {
-            "file": str(self.path),
+            "file": self.name or str(self.path),
             "sha256": self.sha256,
             "mode": self.mode,
             "labels": list(FERPLUS_LABELS),
@@ -102,8 +104,11 @@ class FerPlusLabels:
         }
 
 
-def read_ferplus(path: str | Path, table: FerTable, mode: str = "majority") -> FerPlusLabels:
-    """Read the votes file for `table` (row i = row i) and derive its labels.
+def read_ferplus(
+    path: str | Path, table: FerTable, mode: str = "majority", name: str | None = None
+) -> FerPlusLabels:
+    """Read the votes file for `table` (row i = row i) and derive its labels; `name` is how
+    the reports name the file (default: its path).
 
     Raises DataError, naming the file and row, if the header, the row count or any `Usage`
     differs from the FER2013 CSV's, or a vote is not a whole number.
@@ -155,6 +160,7 @@ def read_ferplus(path: str | Path, table: FerTable, mode: str = "majority") -> F
         labels=labels,
         dropped=dropped,
         distribution=distribution,
+        name=name or str(path),
     )
 
 

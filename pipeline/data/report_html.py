@@ -78,6 +78,26 @@ def _class_bars(classes: dict[str, dict[str, int]]) -> str:
     return f'<svg width="{width}" height="{y}" role="img" aria-label="classes">{body}</svg>'
 
 
+def _ferplus_section(ferplus: dict[str, Any] | None) -> str:
+    """FER+ labels (data.ferplus): kept faces per class and split, dropped ones per reason."""
+    if not ferplus:
+        return ""
+    dropped = "".join(
+        f"<tr><td>{split}</td>" + "".join(f"<td>{n:,}</td>" for n in reasons.values()) + "</tr>"
+        for split, reasons in ferplus["dropped"].items()
+    )
+    reasons = next(iter(ferplus["dropped"].values()))
+    return (
+        f"<h2>FER+ labels ({html.escape(ferplus['mode'])})</h2>"
+        f"<p>Votes file {html.escape(ferplus['file'])}, sha256 <code>{ferplus['sha256']}</code>."
+        " Faces kept, per class (the label set training and evaluation use):</p>"
+        + _class_bars(ferplus["classes"])
+        + "<p>Faces left out, per reason:</p><table><tr><th>split</th>"
+        + "".join(f"<th>{html.escape(r)}</th>" for r in reasons)
+        + f"</tr>{dropped}</table>"
+    )
+
+
 def _numbering(table: FerTable | FolderTable) -> str:
     if isinstance(table, FerTable):
         return "Rows are numbered from 1 below the header: row N is line N + 1."
@@ -139,6 +159,7 @@ sha256 <code>{summary["source"]["sha256"]}</code>, {summary["source"]["bytes"]:,
 <tr><td>all rows</td><td>{rows["total"]:,}</td></tr></table>
 <h2>Classes per split</h2>
 {_class_bars(summary["classes"])}
+{_ferplus_section(summary.get("ferplus"))}
 <h2>Duplicates</h2>
 {duplicates}
 <h2>Sample faces</h2>

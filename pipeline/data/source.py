@@ -71,6 +71,5 @@ def read_dataset(raw: str | Path, data: dict[str, Any] | None = None) -> Dataset
     table = read_fer_csv(raw)
     if not votes:
         return Dataset(table)
-    return Dataset(
-        table, read_ferplus(repo_path(votes), table, data.get("ferplus_mode", "majority"))
-    )
+    mode = data.get("ferplus_mode", "majority")
+    return Dataset(table, read_ferplus(repo_path(votes), table, mode, name=str(votes)))
