@@ -132,7 +132,9 @@ def test_schema_table_lists_every_key_with_its_value_and_meaning() -> None:
     row = lines.index(next(line for line in lines if line.startswith("data.raw ")))
     cells = [lines[row][start:].strip()]
     cells += [line[start:].strip() for line in lines[row + 1 :] if line.startswith(" ")][:3]
-    assert " ".join(cells).startswith("the FER2013-format CSV (emotion,pixels,Usage); default:")
+    assert " ".join(cells).startswith(
+        "the FER2013-format CSV (emotion,pixels,Usage), or a folder <split>/<class>/<image>"
+    )
 
 
 def test_schema_table_without_a_file_has_no_value_column() -> None:
