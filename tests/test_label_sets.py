@@ -245,7 +245,7 @@ def test_a_folder_datasets_names_reach_the_serve_api(tmp_path, astronaut_bgr):
     """`ferflow serve` (its HTTP API) answers with the model's own class names."""
     import cv2
     from fastapi.testclient import TestClient
-    from test_serve_api import serve_engine
+    from test_serve_api import LOCAL, serve_engine
 
     from pipeline.export.onnx_export import export_onnx
     from pipeline.models import build_model
@@ -256,7 +256,7 @@ def test_a_folder_datasets_names_reach_the_serve_api(tmp_path, astronaut_bgr):
     export_onnx(net, tmp_path / "emotion.onnx")
     write_spec(tmp_path / "labels.json", ModelSpec(labels=labels))
     photo = cv2.imencode(".png", astronaut_bgr)[1].tobytes()
-    with TestClient(create_app(serve_engine(tmp_path))) as client:
+    with TestClient(create_app(serve_engine(tmp_path)), base_url=LOCAL) as client:
         answer = client.post("/api/predict", files={"image": ("a.png", photo, "image/png")})
         assert client.get("/api/model").json()["labels"] == list(labels)
     (record,) = answer.json()["records"]
