@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from pipeline.config import IMAGE_SIZE, LABELS, SPLIT_OF_USAGE, SPLITS
+from pipeline.config import IMAGE_SIZE, LABELS, SPLITS, USAGE_OF_SPLIT
 from pipeline.io import atomic_dir
 
 MANIFEST = "manifest.json"
@@ -138,7 +138,6 @@ def write_shards_into(
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         raise ValueError(f"write_shards needs every split {SPLITS}; missing {missing}")
-    usage_of = {split: usage for usage, split in SPLIT_OF_USAGE.items()}
     manifest: dict[str, Any] = {
         "format": "npy",
         "images": {"dtype": "uint8", "shape": ["N", IMAGE_SIZE, IMAGE_SIZE]},
@@ -172,7 +171,7 @@ def write_shards_into(
                 )
             files[TARGETS_FILE] = _save(split_folder / TARGETS_FILE, soft)
         manifest["splits"][split] = {
-            "usage": usage_of[split],
+            "usage": USAGE_OF_SPLIT[split],
             "rows": len(labels),
             "classes": class_counts(labels, names),
             "files": files,
