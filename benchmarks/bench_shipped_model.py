@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import onnxruntime as ort
 
 from pipeline.config import REPO_ROOT
 from pipeline.data.fer_csv import read_fer_csv
+from pipeline.machine import cpu_kind, describe_machine, machine_line
 from pipeline.model_spec import read_spec
 
 #: Model file -> (record file, key path of its test accuracy in that record).
@@ -49,10 +48,8 @@ def main() -> int:
     spec = read_spec(args.model_dir / "labels.json")
     images, labels = read_fer_csv(args.csv).split_arrays()["test"]
     x = spec.input.feed(images[..., None])
-    print(
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, ONNX Runtime {ort.__version__}; "
-        f"PrivateTest, {len(labels)} faces"
-    )
+    here = describe_machine()
+    print(f"{machine_line(here)}; PrivateTest, {len(labels)} faces")
     status = 0
     for file, (record, keys) in RECORDS.items():
         session = ort.InferenceSession(
@@ -65,14 +62,21 @@ def main() -> int:
         accuracy = float((probs.argmax(1) == labels).mean())
         batched = faces_per_second(session, x, 256)
         single = faces_per_second(session, x[:500], 1)
-        recorded = json.loads((REPO_ROOT / record).read_text())
+        record_data = json.loads((REPO_ROOT / record).read_text())
+        recorded = record_data
         for key in keys:
             recorded = recorded[key]
-        same = abs(recorded - accuracy) < 0.5 / len(labels)
+        made_on = (record_data.get("machines") or [{}])[-1]
+        # Float sums differ between CPU kinds (docs/pipelines.md): exact on the record's
+        # kind, within 0.3 points on another.
+        exact = cpu_kind(made_on) == cpu_kind(here)
+        same = abs(recorded - accuracy) < (0.5 / len(labels) if exact else 0.003)
         status |= not same
         print(
             f"{file}: accuracy {accuracy:.4%}, recorded {recorded:.4%} in {record} -> "
-            f"{'MATCH' if same else 'MISMATCH'}; {single:,.0f} faces/s one at a time, "
+            f"{'MATCH' if same else 'MISMATCH'}"
+            f"{'' if exact else ' (within 0.3 points: recorded on ' + cpu_kind(made_on) + ')'}; "
+            f"{single:,.0f} faces/s one at a time, "
             f"{batched:,.0f} in batches of 256"
         )
     return status

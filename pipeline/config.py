@@ -25,6 +25,7 @@ CSV_COLUMNS: tuple[str, ...] = ("emotion", "pixels", "Usage")
 #: split (model selection); PrivateTest is touched once, by `evaluate`.
 SPLIT_OF_USAGE: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 SPLITS: tuple[str, ...] = tuple(SPLIT_OF_USAGE.values())
+USAGE_OF_SPLIT: dict[str, str] = {split: usage for usage, split in SPLIT_OF_USAGE.items()}
 
 #: Repository root: the folder holding params.yaml and dvc.yaml.
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent

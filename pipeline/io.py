@@ -146,6 +146,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         # Created 0600; published outputs follow the umask like any other file.
         tmp_path.chmod(0o666 & ~_UMASK)
         os.replace(tmp_path, target)
+    except OSError as e:
+        if e.filename is None:  # write() names no file (a full disk): name the output
+            e.filename = str(target)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

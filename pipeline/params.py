@@ -14,15 +14,16 @@ Every key is required: a recipe that forgets one is refused, never silently defa
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pipeline.config import PARAMS_FILE, merge_params
+from pipeline.params_errors import explain, explain_value, kind_of
 
 #: Top-level training knobs, moved into `train` by `load_params`.
 TOP_LEVEL_TRAIN_KEYS: tuple[str, ...] = ("lr", "epochs", "batch_size")
@@ -61,8 +62,21 @@ def _field(meaning: str, **constraints: Any) -> Any:
 
 class Data(_Section):
     raw: str = _field(
-        "the FER2013-format CSV (emotion,pixels,Usage); default: the synthetic set "
-        "`synthesize` draws"
+        "the FER2013-format CSV (emotion,pixels,Usage), or a folder <split>/<class>/<image> "
+        "(docs/data.md); default: the synthetic set `synthesize` draws"
+    )
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = _field(
+        "a folder without val/: this share of each train class becomes val", default=0.1
+    )
+    split_seed: NonNegativeInt = _field("seed of that share of train", default=0)
+    ferplus: str | None = _field(
+        "FER+ votes file (fer2013new.csv) relabelling data.raw row by row; null: none",
+        default=None,
+    )
+    ferplus_mode: Literal["majority", "distribution"] = _field(
+        "FER+ labels: the majority vote, or trained on the vote distribution (scored on "
+        "the majority)",
+        default="majority",
     )
 
 
@@ -239,7 +253,7 @@ def read_yaml(path: Path) -> Any:
 def check_params(raw: Any, source: str = "params.yaml") -> Params:
     """Validate `raw` (params.yaml's content) against the schema, members included."""
     if not isinstance(raw, dict):
-        raise ParamsError(f"{source}: expected a mapping of keys at the top, got {_kind(raw)}")
+        raise ParamsError(f"{source}: expected a mapping of keys at the top, got {kind_of(raw)}")
     try:
         params = Params.model_validate(raw)
     except ValidationError as e:
@@ -299,77 +313,50 @@ def _dump(params: Params) -> dict[str, Any]:
     return params.model_dump(by_alias=True, exclude_unset=True)
 
 
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    parts = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
-        elif item in ("vgg", "seed") and parts and parts[-1] == "model":
-            continue  # pydantic's tagged-union branch, not a key of the file
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
-
-
-def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
-    """The value at pydantic's error location in the raw file (None if absent)."""
-    node = raw
-    for item in loc:
-        if item in ("vgg", "seed"):
-            continue
-        try:
-            node = node[item]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
 def _explain(error: ValidationError, raw: Any) -> str:
-    """The first problem in one line, with the closest valid key for an unknown one."""
-    # An unknown key first: a misspelt key is also reported missing under its right name,
-    # and the unknown one is what carries the suggestion.
-    problems = sorted(error.errors(), key=lambda p: p["type"] != "extra_forbidden")
-    first = problems[0]
-    loc = tuple(first["loc"])
-    key = _dotted(loc)
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        return f"unknown key '{key}'{_suggest(key)}{more}"
-    if kind == "missing":
-        return f"missing key '{key}': add it (see `ferflow params` for its meaning){more}"
-    if kind == "union_tag_invalid":
-        tag = _lookup(raw, (*loc, "name")) if loc else None
-        return f"model.name={tag!r} is unknown; choose one of: seed, vgg{more}"
-    value = _lookup(raw, loc)
-    shown = repr(value)
-    if len(shown) > 40:
-        shown = shown[:37] + "..."
-    return f"{key}={shown}: {first['msg'].lower()}{_hint(key)}{more}"
+    return explain(error, raw, all_keys(), TOP_LEVEL_TRAIN_KEYS)
 
 
-def _hint(key: str) -> str:
-    if key == "batch_size" or key.endswith(".batch_size"):
-        return " (a whole number of faces, e.g. 64)"
-    return ""
+def check_value(key: str, value: Any) -> Any:
+    """Check one dotted key's value with the schema's own rule for it (the library's guard
+    for callers that did not load params.yaml); ParamsError in the file check's words.
+    `key` is in a plain section (not `model.*`, whose keys depend on `model.name`)."""
+    section: type[BaseModel] = Params
+    *parents, leaf = key.split(".")
+    for name in parents:
+        section = section.model_fields[name].annotation
+    field = section.model_fields[leaf]
+    try:
+        return TypeAdapter(Annotated[field.annotation, *field.metadata]).validate_python(value)
+    except ValidationError as e:
+        raise ParamsError(explain_value(key, value, e.errors()[0]["msg"])) from None
 
 
-def _walk(
-    model: type[BaseModel] | None = None, prefix: str = ""
-) -> Iterator[tuple[str, Any, list]]:
-    """(dotted key, field, its sub-sections) for every key of the schema, in file order;
+# --- the schema as a table (`ferflow params`), from pydantic's JSON Schema ---------------------
+
+
+@cache
+def _json_schema() -> dict[str, Any]:
+    return Params.model_json_schema(by_alias=True)
+
+
+def _sections(prop: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sub-sections a property holds: a `$ref`, or the `$ref`s of a union (a nullable
+    section, or one network per `model.name`)."""
+    defs = _json_schema()["$defs"]
+    refs = [prop.get("$ref"), *(p.get("$ref") for p in prop.get("anyOf", prop.get("oneOf", [])))]
+    return [defs[ref.rsplit("/", 1)[-1]] for ref in refs if ref]
+
+
+def _walk(node: dict[str, Any] | None = None, prefix: str = "") -> Iterator[tuple[str, dict, bool]]:
+    """(dotted key, its JSON Schema, whether it is a section) for every key, in file order;
     list items (ensemble members) are not descended into."""
-    for name, field in (model or Params).model_fields.items():
-        key = f"{prefix}{field.alias or name}"
-        subs = _section_types(field.annotation)
-        yield key, field, subs
-        if not key.endswith("members"):
-            for sub in subs:
-                yield from _walk(sub, f"{key}.")
+    for name, prop in (node or _json_schema())["properties"].items():
+        key = f"{prefix}{name}"
+        sections = _sections(prop)
+        yield key, prop, bool(sections)
+        for section in sections:
+            yield from _walk(section, f"{key}.")
 
 
 def all_keys() -> list[str]:
@@ -377,80 +364,84 @@ def all_keys() -> list[str]:
     return sorted({key for key, _, _ in _walk()})
 
 
-def _section_types(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, _Section):
-        return [annotation]
-    return [t for arg in getattr(annotation, "__args__", ()) for t in _section_types(arg)]
-
-
-def _suggest(key: str) -> str:
-    leaf = key.rsplit(".", 1)[-1]
-    if leaf in TOP_LEVEL_TRAIN_KEYS and "." in key:
-        return (
-            f": `{leaf}` is a top-level key (write `{leaf}:` at the top of params.yaml, "
-            f"or `dvc exp run -S {leaf}=...`)"
+def _describe(prop: dict[str, Any]) -> str:
+    """A JSON Schema property as `type (bounds)`, or its choices."""
+    if "const" in prop:
+        return _plain(prop["const"])
+    if "enum" in prop:
+        return " | ".join(_plain(v) for v in prop["enum"])
+    if "anyOf" in prop:
+        return " | ".join(_describe(p) for p in prop["anyOf"])
+    names = {"integer": "int", "number": "float", "string": "str", "boolean": "bool"}
+    kind = prop.get("type", "")
+    text = names.get(kind, kind)
+    if kind == "array":
+        items = prop.get("items", {})
+        text = f"list of {_describe(items)}" if "type" in items else "list"
+    bounds = [
+        f"{sign} {prop[word]}"
+        for word, sign in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
         )
-    keys = all_keys()
-    parent = key.rsplit(".", 1)[0] if "." in key else ""
-    siblings = (
-        [k for k in keys if k.rsplit(".", 1)[0] == parent and "." in k]
-        if parent
-        else [k for k in keys if "." not in k]
+        if word in prop
+    ]
+    bounds += [f"length >= {prop[word]}" for word in ("minLength", "minItems") if word in prop]
+    return f"{text} ({', '.join(bounds)})" if bounds else text
+
+
+def _plain(value: Any) -> str:
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
     )
-    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6) or difflib.get_close_matches(
-        key, keys, n=1, cutoff=0.75
-    )
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def schema_rows() -> list[tuple[str, str, str]]:
     """(key, type / allowed values, meaning) for every leaf key, in file order."""
-    rows = [
-        (key, _describe_type(field), field.description or "")
-        for key, field, subs in _walk()
-        if not subs or key.endswith("members")
-    ]
-    # Each network's keys are listed under `model.`: `model.name` once, with every choice.
-    merged: dict[str, tuple[str, str, str]] = {}
-    for key, kind, meaning in rows:
-        if key in merged and kind not in merged[key][1]:
-            kind = f"{merged[key][1]} | {kind}"
-        merged[key] = (key, kind, meaning)
-    return list(merged.values())
+    rows: dict[str, tuple[str, str, str]] = {}
+    for key, prop, is_section in _walk():
+        if is_section:
+            continue
+        kind = _describe(prop)
+        # Each network's keys are listed under `model.`: `model.name` once, every choice.
+        if key in rows and kind not in rows[key][1]:
+            kind = f"{rows[key][1]} | {kind}"
+        rows[key] = (key, kind, prop.get("description", ""))
+    return list(rows.values())
 
 
-def _describe_type(field: Any) -> str:
-    from annotated_types import Ge, Gt, Le, Lt, MinLen
-
-    annotation = field.annotation
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    if getattr(annotation, "__origin__", None) is Literal:
-        choices = annotation.__args__
-        text = " | ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in choices)
-    text = text.replace("NoneType", "null").replace("typing.", "")
-    bounds = []
-    for meta in field.metadata:
-        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if isinstance(meta, Ge | Gt | Le | Lt) and hasattr(meta, attr):
-                bounds.append(f"{sign} {getattr(meta, attr)}")
-        if isinstance(meta, MinLen):
-            bounds.append(f"length >= {meta.min_length}")
-    return f"{text} ({', '.join(bounds)})" if bounds else text
+#: `ferflow params` fits a terminal this wide; the meaning column wraps to fit.
+TABLE_WIDTH = 100
+#: Widest type and value cells before they wrap.
+TYPE_WIDTH, VALUE_WIDTH = 18, 14
 
 
-def format_schema_table(params_file: str | Path | None = None) -> str:
-    """`ferflow params`: the schema as a plain-text table, with the file's values if given."""
+def format_schema_table(params_file: str | Path | None = None, width: int = TABLE_WIDTH) -> str:
+    """`ferflow params`: the schema as a plain-text table (tabulate), with the file's values
+    if given, no line wider than `width`."""
+    from tabulate import tabulate
+
     values: dict[str, Any] = {}
     if params_file is not None and Path(params_file).is_file():
         values = _flatten(read_yaml(Path(params_file)) or {})
-    rows = [(k, t, _show(values.get(k, "")), m) for k, t, m in schema_rows()]
-    header = ("key", "type", "value" if values else "", "meaning")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(3)]
-        lines.append("  ".join([*cells, row[3]]).rstrip())
-    return "\n".join(lines)
+    if values:  # the value column only when there are values to show
+        header = ("key", "type", "value", "meaning")
+        rows = [(k, t, _show(values.get(k, "")), m) for k, t, m in schema_rows()]
+        widths = [None, TYPE_WIDTH, VALUE_WIDTH]
+    else:
+        header, rows, widths = ("key", "type", "meaning"), schema_rows(), [None, TYPE_WIDTH]
+    key_width = max(len(r[0]) for r in [header, *rows])
+    # tabulate's "simple" format: two spaces between columns.
+    used = key_width + sum(w for w in widths if w) + 2 * len(widths)
+    return tabulate(
+        rows,
+        headers=header,
+        tablefmt="simple",
+        maxcolwidths=[*widths, width - used],
+        disable_numparse=True,
+    )
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -465,6 +456,5 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def _show(value: Any) -> str:
     if value == "":
         return ""
-    text = yaml.safe_dump(value, default_flow_style=True).strip()
-    text = text.removesuffix("...").strip()
-    return text if len(text) <= 28 else text[:25] + "..."
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("...").strip()

@@ -12,10 +12,13 @@ the file and the reason and exit status 1; Ctrl-C with one line saying what is k
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pipeline.config import PARAMS_FILE, repo_path
 from pipeline.data.errors import DataError
@@ -33,6 +36,30 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: A full disk, or a full quota: the user frees space and reruns.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: DVC's lock file: a DVC process killed (or out of space) during its lock bookkeeping can
+#: leave it empty, and every `dvc` command then fails until it is removed.
+DVC_RWLOCK = ".dvc/tmp/rwlock"
+
+
+def disk_full_message(e: OSError) -> str:
+    """One line for a full disk: the file, what to do, and a stale DVC lock if one is left."""
+    where = e.filename or "an output file"
+    folder = Path(e.filename).parent if e.filename else Path(".")
+    message = (
+        f"{where}: no space left on device; free space there (`df -h {folder}`) and rerun "
+        "(outputs are written to temporary files first: none was left half-written)"
+    )
+    lock = repo_path(DVC_RWLOCK)
+    if lock.is_file() and lock.stat().st_size == 0:
+        message += (
+            f"; {lock} is empty (a DVC run cut short): remove it once space is free, or "
+            "every dvc command fails ('Unable to read RWLock-file')"
+        )
+    return message
+
+
 def parse_args(
     stage: str, argv: Sequence[str] | None = None, flags: dict[str, str] | None = None
 ) -> argparse.Namespace:
@@ -45,6 +72,32 @@ def parse_args(
     for flag, meaning in (flags or {}).items():
         parser.add_argument(f"--{flag}", action="store_true", help=meaning)
     return parser.parse_args(argv)
+
+
+def uncommitted_hint(params_file: str) -> str:
+    """How to get the committed values back, when the params file differs from git's HEAD.
+
+    `dvc exp run -S lr=-1` writes its override into the file before the run fails, so the
+    next run would fail on it again, before whatever the user changes next.
+    """
+    path = repo_path(params_file)
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    # Nothing printed: as committed (or not tracked); an error: no git or no repository.
+    if done.returncode != 0 or not done.stdout.strip():
+        return ""
+    return (
+        f" ({params_file} differs from the last commit, e.g. by a value `dvc exp run -S` "
+        f"left there: `git checkout -- {params_file}` brings back the committed ones)"
+    )
 
 
 def run_stage(
@@ -73,6 +126,12 @@ def run_stage(
         print(f"\n{stage}: interrupted; {on_interrupt}", file=sys.stderr)
         sys.exit(130)
     except EXPECTED_ERRORS as e:
-        print(f"{stage}: error: {e}", file=sys.stderr)
+        hint = uncommitted_hint(args.params) if isinstance(e, ParamsError) else ""
+        print(f"{stage}: error: {e}{hint}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise  # anything else is a bug: keep its traceback
+        print(f"{stage}: error: {disk_full_message(e)}", file=sys.stderr)
         sys.exit(1)
     print(f"{stage}: {summary} ({time.perf_counter() - start:.1f} s)", flush=True)

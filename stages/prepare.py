@@ -1,4 +1,5 @@
-"""DVC stage `prepare`: parse `data.raw` once into uint8 shards, one folder per split.
+"""DVC stage `prepare`: read `data.raw` (a CSV or an image folder) once into uint8 shards,
+one folder per split, with the data's label set in the manifest.
 
 Runs after `validate` and refuses a file whose validation summary failed or belongs to
 another file (sha256). Writes `paths.prepared` atomically: on any error the previous shards
@@ -18,10 +19,15 @@ def prepare(params: dict[str, Any]) -> str:
     raw, paths = params["data"]["raw"], params["paths"]
     print(f"prepare: parsing {raw} ...", flush=True)
     manifest = prepare_csv(
-        repo_path(raw), repo_path(paths["validation"]), repo_path(paths["prepared"]), raw
+        repo_path(raw),
+        repo_path(paths["validation"]),
+        repo_path(paths["prepared"]),
+        raw,
+        data=params["data"],
     )
     counts = ", ".join(f"{split} {m['rows']:,}" for split, m in manifest["splits"].items())
-    return f"{counts} rows -> {paths['prepared']}"
+    names = manifest["labels"]["names"]
+    return f"{counts} rows, {len(names)} classes ({', '.join(names)}) -> {paths['prepared']}"
 
 
 if __name__ == "__main__":

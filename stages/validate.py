@@ -1,4 +1,5 @@
-"""DVC stage `validate`: run the Great Expectations suite over `data.raw`.
+"""DVC stage `validate`: run the Great Expectations suite over `data.raw` (a FER2013 CSV,
+with its FER+ votes if `data.ferplus`, or an image folder).
 
 Writes the reports in `paths.validation` (summary.json, summary.html, result.json,
 data_docs/) and fails, naming the file, rows and reasons, if the CSV breaks any rule.
@@ -22,6 +23,7 @@ def validate(params: dict[str, Any]) -> str:
         duplicates=params["validate"]["duplicates"],
         source_name=raw,
         missing_class=params["validate"]["missing_class"],
+        data=params["data"],
     )
     rows, dups = summary["rows"], summary["duplicates"]
     for warning in summary["warnings"]:
@@ -29,9 +31,14 @@ def validate(params: dict[str, Any]) -> str:
     repeated = (
         f"; {dups['groups']:,} images appear more than once (a warning)" if dups["groups"] else ""
     )
+    kept, names = "", summary["labels"]
+    if "ferplus" in summary:
+        names = summary["ferplus"]["labels"]
+        counts = {s: sum(c.values()) for s, c in summary["ferplus"]["classes"].items()}
+        kept = "; FER+ labels kept for " + ", ".join(f"{s} {n:,}" for s, n in counts.items())
     return (
         f"passed: train {rows['train']:,}, val {rows['val']:,}, test {rows['test']:,} rows"
-        f"{repeated}; report in {report_dir}"
+        f"{repeated}{kept}; {len(names)} classes; report in {report_dir}"
     )
 
 

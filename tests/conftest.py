@@ -12,6 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+# OpenCV's FFmpeg backend reads its log level once, when a test first touches a video (a
+# fixture writing one, before any `ferflow` command ran quiet_opencv): keep FFmpeg's own
+# console lines out of the one-line errors the tests check, whatever the test order.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 # ---------------------------------------------------------------------------------------
 # Training, evaluation and export: tiny learnable data and tiny settings (fast on 2 CPUs).
 # ---------------------------------------------------------------------------------------
@@ -211,9 +216,10 @@ def camera_frame(astronaut: np.ndarray, width: int = 640) -> np.ndarray:
 
 class ServerProcess:
     """`ferflow serve` in a subprocess: its URL (from the line it prints once listening) and
-    everything it wrote to stderr since."""
+    everything it wrote to stderr since. A server that prints no URL within `start_s`
+    seconds (hung, or stuck loading) is killed and the test fails with its log."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, start_s: float = 120.0) -> None:
         import re
         import subprocess
         import sys
@@ -225,24 +231,31 @@ class ServerProcess:
         self.process = subprocess.Popen(
             command, cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
-        assert self.process.stderr is not None
         self.log: list[str] = []
-        found = None
-        while found is None:  # model loading may print first; the URL line means listening
-            line = self.process.stderr.readline()
-            if not line:
-                self.process.kill()
-                raise AssertionError("ferflow serve did not start:\n" + "".join(self.log))
-            self.log.append(line)
-            found = re.search(r"http://\S+:\d+", line)
-        self.url = found.group(0)
+        self._url_pattern = re.compile(r"http://\S+:\d+")
+        self._listening = threading.Event()
+        self.url = ""
+        # One thread reads stderr from the start, so waiting for the URL line is bounded in
+        # time (a blocking readline here could wait forever on a server that hangs).
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._listening.wait(timeout=start_s)
+        if not self.url:
+            self.process.kill()
+            self._reader.join(timeout=5)
+            raise AssertionError(
+                f"ferflow serve printed no URL within {start_s:g} s:\n" + "".join(self.log)
+            )
 
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.log.append(line)
+            found = None if self.url else self._url_pattern.search(line)
+            if found:  # model loading may print first; the URL line means listening
+                self.url = found.group(0)
+                self._listening.set()
+        self._listening.set()  # the process ended (without a URL, if none was seen)
 
     def stop(self) -> int:
         self.process.terminate()

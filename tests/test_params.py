@@ -22,7 +22,7 @@ from pipeline.params import (
     stage_view,
 )
 
-PARAMS_FILES = ("params.yaml", "fer2013/params.yaml")
+PARAMS_FILES = ("params.yaml", "fer2013/params.yaml", "ferplus/params.yaml")
 
 
 @pytest.fixture
@@ -77,6 +77,11 @@ def test_the_committed_params_files_pass(name: str) -> None:
             lambda r: r["ensemble"].__setitem__("members", [{"train": {"sed": 1}}]),
             r"ensemble\.members\[0\]: unknown key 'train\.sed'; did you mean 'train\.seed'\?",
         ),
+        # Fractions that must stay below 1: a dropout of 1 drops every unit, a momentum
+        # of 1 never forgets, an EMA of 1 never moves.
+        (lambda r: r["model"].__setitem__("dropout", 1.0), r"model\.dropout=1\.0: .*less than 1"),
+        (lambda r: r["train"].__setitem__("momentum", 1.0), r"train\.momentum=1\.0: .*less than 1"),
+        (lambda r: r["train"].__setitem__("ema", 1.0), r"train\.ema=1\.0: .*less than 1"),
         (
             lambda r: r["export"].__setitem__("int8_min_agreement", 1.5),
             r"export\.int8_min_agreement=1\.5: input should be less than or equal to 1",
@@ -114,11 +119,38 @@ def test_schema_table_lists_every_key_with_its_value_and_meaning() -> None:
     table = format_schema_table(REPO_ROOT / "params.yaml")
     lines = table.splitlines()
     assert lines[0].split() == ["key", "type", "value", "meaning"]
-    listed = {line.split()[0] for line in lines[1:]}
+    assert set(lines[1]) == {"-", " "}, "the header's rule"
+    assert max(len(line) for line in lines) <= 100, "wider than a 100-column terminal"
+    # A row starts with its key; the lines under it continue its wrapped cells.
+    listed = [line.split()[0] for line in lines[2:] if not line.startswith(" ")]
     leaves = {k for k in all_keys() if not any(o.startswith(k + ".") for o in all_keys())}
-    assert leaves == listed
+    assert sorted(listed) == sorted(leaves)
     (lr_line,) = [line for line in lines if line.startswith("lr ")]
     assert "float (> 0.0)" in lr_line and "0.002" in lr_line and "learning rate" in lr_line
+    # Every word of a wrapped meaning is printed, in order, in the meaning column.
+    start = lines[0].index("meaning")
+    row = lines.index(next(line for line in lines if line.startswith("data.raw ")))
+    cells = [lines[row][start:].strip()]
+    cells += [line[start:].strip() for line in lines[row + 1 :] if line.startswith(" ")][:3]
+    assert " ".join(cells).startswith(
+        "the FER2013-format CSV (emotion,pixels,Usage), or a folder <split>/<class>/<image>"
+    )
+
+
+def test_schema_table_without_a_file_has_no_value_column() -> None:
+    lines = format_schema_table(None).splitlines()
+    assert lines[0].split() == ["key", "type", "meaning"]
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_one_value_is_checked_by_the_schemas_own_rule() -> None:
+    from pipeline.params import check_value
+
+    assert check_value("train.ema", 0.999) == 0.999
+    with pytest.raises(ParamsError, match=r"^train\.ema=1\.0: input should be less than 1$"):
+        check_value("train.ema", 1.0)
+    with pytest.raises(ParamsError, match=r"^lr=0: input should be greater than 0$"):
+        check_value("lr", 0)
 
 
 def test_ferflow_params_prints_the_table() -> None:

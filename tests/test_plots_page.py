@@ -1,8 +1,9 @@
 """`dvc plots show` offline and one confusion-matrix layout everywhere.
 
-Fast: the page template `ferflow plots-setup` writes (Vega, Vega-Lite and Vega-Embed inlined
-and checked), the DVC config that names it, the git-ignored outputs, the plot templates'
-class order against `LABELS`, and `ferflow report`'s heatmap laid out like DVC's. Slow:
+Fast: the page template `ferflow plots-setup` writes (vl-convert's Vega, Vega-Lite and
+Vega-Embed bundle inlined), the DVC config that names it, the git-ignored outputs, the plot
+templates' class order (the data's, for any label set), and `ferflow report`'s confusion
+PNG drawn from DVC's own spec. Slow:
 DVC's real pages (`dvc plots show`, `dvc plots diff`) from the tiny project, opened in
 headless Chromium with every non-file request blocked: every plot must draw.
 """
@@ -22,7 +23,7 @@ from conftest import CHROMIUM_ARGS, chromium
 
 from pipeline.config import LABELS, REPO_ROOT
 from pipeline.report import plots_page
-from pipeline.report.plots import confusion_counts
+from pipeline.report.plots import VEGA_LITE_VERSION, png_spec
 
 #: ferflow's own Vega-Lite templates for DVC (`template:` in dvc.yaml's `plots:`).
 PLOT_TEMPLATES = REPO_ROOT / ".dvc" / "plots"
@@ -30,25 +31,29 @@ PLOT_TEMPLATES = REPO_ROOT / ".dvc" / "plots"
 # --- the page template ---------------------------------------------------------------------
 
 
-def test_page_template_inlines_the_three_scripts_and_loads_nothing() -> None:
+def test_page_template_inlines_the_scripts_and_loads_nothing() -> None:
     html = plots_page.page_template()
     assert "{plot_divs}" in html, "DVC refuses a template without it"
     assert "{scripts}" not in html, "DVC would put its CDN <script src=...> tags there"
     assert not re.search(r"<script[^>]*\ssrc\s*=", html), "a script loaded from elsewhere"
-    assert html.count("<script") == len(plots_page.SCRIPTS)
-    for script in plots_page.SCRIPTS:
-        text = plots_page.read_script(script)
-        assert text in html
-        # The file really is the version we name (each build carries its version string).
-        assert f'"{script.version}"' in text, script
+    assert html.count("<script") == 1
+    assert plots_page.scripts() in html
+    # The bundle sets the three globals DVC's page calls, and is the Vega the report uses.
+    for name in ("vegaEmbed", "vegaLite", "vega"):
+        assert f"window.{name}=" in plots_page.scripts(), name
+    assert f"Vega-Lite {VEGA_LITE_VERSION}," in html
 
 
-def test_a_script_that_is_not_the_pinned_one_is_refused(monkeypatch) -> None:
-    vega, *rest = plots_page.SCRIPTS
-    changed = dataclasses.replace(vega, sha256="0" * 64)
-    monkeypatch.setattr(plots_page, "SCRIPTS", (changed, *rest))
-    with pytest.raises(plots_page.PlotsSetupError, match="refusing to inline"):
-        plots_page.page_template()
+def test_a_bundle_that_would_end_its_script_element_is_refused(monkeypatch) -> None:
+    import vl_convert
+
+    plots_page.scripts.cache_clear()  # bundled again, from the patched package
+    monkeypatch.setattr(vl_convert, "javascript_bundle", lambda **_: 'x="</script>";')
+    try:
+        with pytest.raises(plots_page.PlotsSetupError, match="cannot inline it"):
+            plots_page.page_template()
+    finally:
+        plots_page.scripts.cache_clear()
 
 
 def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) -> None:
@@ -104,14 +109,15 @@ def _label_lists(node) -> list[tuple[str, list]]:
     return found
 
 
-def test_ferflow_plot_templates_list_the_classes_in_label_order() -> None:
+def test_ferflow_plot_templates_take_the_class_order_from_the_data() -> None:
+    """No class list is written into a template: any label set draws, in its own order
+    (confusion records carry their class indices; per_class.json is in label order)."""
     templates = sorted(PLOT_TEMPLATES.glob("*.json"))
     assert [t.stem for t in templates] == ["bar_horizontal_fer", "confusion_fer"]
     for template in templates:
-        lists = _label_lists(json.loads(template.read_text()))
-        assert lists, f"{template.name} fixes no class order"
-        for where, classes in lists:
-            assert classes == list(LABELS), (template.name, where)
+        assert _label_lists(json.loads(template.read_text())) == [], template.name
+    bars = json.loads((PLOT_TEMPLATES / "bar_horizontal_fer.json").read_text())
+    assert bars["encoding"]["y"]["sort"] is None  # data order: per_class.json's, label order
 
 
 def test_dvc_confusion_matrix_is_drawn_like_the_evaluate_png() -> None:
@@ -121,8 +127,8 @@ def test_dvc_confusion_matrix_is_drawn_like_the_evaluate_png() -> None:
     assert definition["x"] == "predicted"  # columns
     assert list(definition["y"].values()) == ["actual"]  # rows
     spec = json.loads((PLOT_TEMPLATES / "confusion_fer.json").read_text())["spec"]
-    for axis in ("x", "y"):
-        assert spec["encoding"][axis]["scale"]["domain"] == list(LABELS), axis
+    assert spec["encoding"]["x"]["sort"] == {"field": "predicted_index", "op": "min"}
+    assert spec["encoding"]["y"]["sort"] == {"field": "actual_index", "op": "min"}
     assert _plot_definition("per_class_f1")["template"] == "bar_horizontal_fer"
 
 
@@ -142,18 +148,70 @@ def _filled_confusion_spec(rows: list[dict]) -> dict:
     return renderer.get_filled_template()
 
 
-def test_report_heatmap_has_the_same_layout_as_dvc() -> None:
-    # Three fear faces called happy, one happy face called happy; five classes never occur.
-    rows = [{"actual": "fear", "predicted": "happy", "rev": "head"}] * 3
-    rows += [{"actual": "happy", "predicted": "happy", "rev": "head"}]
-    spec = _filled_confusion_spec(rows)
-    x, y = spec["spec"]["encoding"]["x"], spec["spec"]["encoding"]["y"]
-    row_cats, col_cats, counts = confusion_counts(spec["data"]["values"], x, y, ["head"])
-    assert row_cats == col_cats == list(LABELS)  # every class, in label order
-    m = counts["head"]
-    assert m[LABELS.index("fear"), LABELS.index("happy")] == 3  # row actual, column predicted
-    assert m[LABELS.index("happy"), LABELS.index("happy")] == 1
-    assert m.sum() == 4
+def _texts(node, found: list[str]) -> list[str]:
+    """Every text item of a Vega scenegraph, in drawing order."""
+    if isinstance(node, dict):
+        if node.get("marktype") == "text":
+            found += [item["text"] for item in node.get("items", []) if "text" in item]
+        for value in node.values():
+            _texts(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _texts(value, found)
+    return found
+
+
+def _record(actual: str, predicted: str, names=LABELS) -> dict:
+    """A confusion.json record as the evaluate stage writes it."""
+    return {
+        "actual": actual,
+        "predicted": predicted,
+        "actual_index": names.index(actual),
+        "predicted_index": names.index(predicted),
+        "rev": "head",
+    }
+
+
+def _drawn_texts(rows: list[dict]) -> list[str]:
+    import vl_convert
+
+    spec = png_spec(_filled_confusion_spec(rows))
+    return _texts(vl_convert.vegalite_to_scenegraph(spec, vl_version=VEGA_LITE_VERSION), [])
+
+
+def _remove_axis(texts: list[str], labels: list[str]) -> None:
+    start = next(i for i in range(len(texts)) if texts[i : i + len(labels)] == labels)
+    del texts[start : start + len(labels)]
+
+
+def test_report_heatmap_is_the_spec_dvc_draws_with_values_shown() -> None:
+    """The report draws DVC's filled spec itself (Vega, through vl-convert): the same axes in
+    label order, rows actual and columns predicted, and each cell's count written on it."""
+    dvc_spec = _filled_confusion_spec([_record("sad", "happy")])
+    spec = png_spec(dvc_spec)
+    assert {k: v for k, v in spec.items() if k != "params"} == {
+        k: v for k, v in dvc_spec.items() if k != "params"
+    }, "the report changes nothing but the values checkbox"
+    # Three sad faces called happy, one fear face called fear: every class seen as actual or
+    # predicted gets a row and a column, in label order (fear, happy, sad; not alphabetical
+    # would be the same here, so surprise, which sorts last, comes before neutral below).
+    texts = _drawn_texts([_record("sad", "happy")] * 3 + [_record("fear", "fear")])
+    for labels in (["fear", "happy", "sad"], ["fear", "happy", "sad"]):  # columns, then rows
+        _remove_axis(texts, labels)
+    # One count per cell: 3 and 1, and 0 on the other 7 of the 3 x 3.
+    assert sorted(t for t in texts if t.isdigit()) == sorted(["3", "1"] + ["0"] * 7)
+
+    texts = _drawn_texts([_record("neutral", "surprise"), _record("surprise", "surprise")])
+    for labels in (["surprise", "neutral"], ["surprise", "neutral"]):  # label order
+        _remove_axis(texts, labels)
+
+
+def test_any_label_set_is_drawn_in_its_own_order() -> None:
+    names = ("zebra", "apple", "mango")  # a folder dataset's would be sorted; FER+'s are not
+    texts = _drawn_texts([_record("mango", "zebra", names), _record("apple", "apple", names)])
+    for labels in (list(names), list(names)):
+        _remove_axis(texts, labels)
+    assert sorted(t for t in texts if t.isdigit()) == sorted(["1", "1"] + ["0"] * 7)
 
 
 # --- the real page in a real browser, offline ----------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -17,8 +18,8 @@ from pipeline.report.dvc_diff import Change
 from pipeline.report.markdown import format_change, format_value
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-#: How far a PNG pixel may be from a colour map's value (8-bit rounding), per channel.
-COLOUR_TOLERANCE = 2 / 255
+#: Pixels of one colour that make a heatmap cell (a cell is 150 x 150 units at scale 2).
+MIN_CELL_PIXELS = 20_000
 
 DVC_YAML = """\
 metrics:
@@ -45,12 +46,18 @@ def _dvc(repo: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, check=True, capture_output=True)
 
 
-def _write_results(repo: Path, accuracy: float, lr: float, hits: int, curve: list[float]) -> None:
+def _write_results(
+    repo: Path, accuracy: float, lr: float, hits: int, curve: list[float], flags: list[str]
+) -> None:
     (repo / "params.yaml").write_text(f"train:\n  lr: {lr}\n  epochs: 3\n")
     (repo / "eval" / "plots").mkdir(parents=True, exist_ok=True)
+    machines = [{"stage": "evaluate", "cpu": "AMD EPYC", "arch": "x86_64", "cpu_flags": flags}]
     (repo / "eval" / "metrics.json").write_text(
-        json.dumps({"accuracy": accuracy, "n": 15, "per_class": {"happy": {"f1": accuracy / 2}}})
-    )
+        json.dumps(
+            {"accuracy": accuracy, "n": 15, "per_class": {"happy": {"f1": accuracy / 2}},
+             "machines": machines}
+        )
+    )  # fmt: skip
     # `hits` of 10 happy faces predicted right, the rest called neutral.
     rows = [{"actual": "happy", "predicted": "happy" if i < hits else "neutral"} for i in range(10)]
     rows += [{"actual": "neutral", "predicted": "neutral"}] * 5
@@ -68,10 +75,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git(repo, "config", "user.name", "CI")
     _dvc(repo, "init", "-q")
     (repo / "dvc.yaml").write_text(DVC_YAML)
-    _write_results(repo, 0.5, 0.001, hits=4, curve=[0.2, 0.4, 0.5])
+    _write_results(repo, 0.5, 0.001, hits=4, curve=[0.2, 0.4, 0.5], flags=["avx2", "avx512f"])
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "baseline")
-    _write_results(repo, 0.625, 0.002, hits=7, curve=[0.3, 0.5, 0.625])
+    # Head made on another CPU kind (AVX2 only): the report must say so.
+    _write_results(repo, 0.625, 0.002, hits=7, curve=[0.3, 0.5, 0.625], flags=["avx2"])
     _git(repo, "commit", "-q", "-am", "faster lr")
     return repo
 
@@ -80,7 +88,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("out") / "report.md"
     assert main(["--base", "HEAD~1", "--head", "HEAD", "--out", str(out), "--repo", str(repo)]) == 0
-    return out, out.read_text()
+    return out, _squeezed(out.read_text())
+
+
+def _squeezed(markdown: str) -> str:
+    """Table cells padded to their column's width, read with single spaces."""
+    return re.sub(r" {2,}", " ", markdown)
 
 
 def test_metrics_table_shows_both_values_and_the_change(repo: Path, report) -> None:
@@ -93,6 +106,12 @@ def test_metrics_table_shows_both_values_and_the_change(repo: Path, report) -> N
     assert "| `accuracy` | 0.5000 | 0.6250 | +0.1250 (+25.0%) |" in md
     assert "| `per_class.happy.f1` | 0.2500 | 0.3125 | +0.0625 (+25.0%) |" in md
     assert "From `eval/metrics.json`." in md
+
+
+def test_metrics_made_on_two_cpu_kinds_are_flagged(report) -> None:
+    _, text = report
+    assert "**Made on different CPU kinds.**" in text
+    assert "> - `eval/metrics.json`: base `x86_64 avx2 avx512f`, head `x86_64 avx2`" in text
 
 
 def test_unchanged_metrics_are_folded_away(report) -> None:
@@ -120,45 +139,63 @@ def test_plots_are_pngs_linked_relative_to_the_report(report) -> None:
     assert "### Warnings" not in md
 
 
-def _heatmap_boxes(pixels: np.ndarray, colours: list[np.ndarray]) -> list[tuple[int, ...]]:
-    """(x, y, w, h) of each heatmap in the image, left to right: the large connected areas
-    drawn in any of the cells' colours."""
-    mask = np.zeros(pixels.shape[:2], np.uint8)
-    for colour in colours:
-        mask |= np.all(np.abs(pixels - colour) <= COLOUR_TOLERANCE, axis=-1)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-    boxes = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count) if stats[i, 4] > 2000]
-    return sorted(boxes)
+def _cells(pixels: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(x, y, colour) of each heatmap cell in the image: the large areas of one colour that
+    is not the white background (the number written on a cell leaves it one area)."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    colours, counts = np.unique(flat, axis=0, return_counts=True)
+    cells = []
+    for colour, count in zip(colours, counts, strict=True):
+        if count < MIN_CELL_PIXELS or np.all(colour >= 250):
+            continue
+        mask = np.all(pixels == colour, axis=-1).astype(np.uint8)
+        n, _, stats, centres = cv2.connectedComponentsWithStats(mask)
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] >= MIN_CELL_PIXELS:
+                x, y = centres[i]
+                cells.append((int(x), int(y), tuple(int(c) for c in colour)))
+    return cells
 
 
-def test_confusion_png_shows_base_head_and_change(report) -> None:
-    """Each cell of each panel has the colour of its count: rows are `predicted` (the y
-    field), columns `actual`, happy before neutral; base 4 of 10 happy faces right, head 7."""
-    from matplotlib import colormaps
-    from matplotlib.image import imread
-
+def test_confusion_png_shows_base_and_head_as_dvc_draws_them(report) -> None:
+    """DVC's confusion template, drawn by Vega: one panel per revision (base left), rows
+    `predicted` (the y field) and columns `actual`, happy before neutral, each cell coloured
+    by its count on one scale: base 4 of 10 happy faces right, head 7. The colour scheme is
+    Vega's; what is checked is that equal counts share a colour and more is darker."""
     out, _ = report
-    pixels = imread(out.parent / "report_plots" / "confusion.png")[..., :3]
-    base = np.array([[4, 0], [6, 5]])  # [predicted happy, neutral] x [actual happy, neutral]
-    head = np.array([[7, 0], [3, 5]])
-    # Each count panel runs its colour map from 0 to its largest count; the change panel is
-    # symmetric about 0 (white) up to its largest absolute change.
+    pixels = cv2.imread(str(out.parent / "report_plots" / "confusion.png"))
+    cells = _cells(pixels)
+    assert len(cells) == 8, cells  # 2 panels x 2 x 2, zero cells included
+    # Base panel left, head right; in each, rows top to bottom, columns left to right.
+    by_x = sorted(cells)
     panels = [
-        colormaps["Blues"](base / base.max())[..., :3],
-        colormaps["Blues"](head / head.max())[..., :3],
-        colormaps["RdBu"](0.5 + (head - base) / (2 * np.abs(head - base).max()))[..., :3],
+        sorted(by_x[:4], key=lambda c: (c[1], c[0])),
+        sorted(by_x[4:], key=lambda c: (c[1], c[0])),
     ]
-    boxes = _heatmap_boxes(pixels, [c for panel in panels for c in panel.reshape(-1, 3)])
+    counts = [[4, 0, 6, 5], [7, 0, 3, 5]]  # [pred happy: act happy, neutral; pred neutral: ...]
+    seen = {}
+    for panel, expected in zip(panels, counts, strict=True):
+        for (_, _, colour), count in zip(panel, expected, strict=True):
+            assert seen.setdefault(count, colour) == colour, f"count {count}: two colours"
+    # More faces, darker cell: luminance falls strictly as the count grows.
+    luminance = {c: 0.114 * b + 0.587 * g + 0.299 * r for c, (b, g, r) in seen.items()}
+    ordered = sorted(luminance)
+    assert ordered == [0, 3, 4, 5, 6, 7]
+    assert all(luminance[a] > luminance[b] for a, b in itertools.pairwise(ordered)), luminance
 
-    assert len(boxes) == 3, boxes
-    for (x, y, w, h), expected in zip(boxes, panels, strict=True):
-        for (i, j), _ in np.ndenumerate(expected[..., 0]):
-            cell = pixels[
-                y + i * h // 2 : y + (i + 1) * h // 2, x + j * w // 2 : x + (j + 1) * w // 2
-            ]
-            same = np.all(np.abs(cell - expected[i, j]) <= COLOUR_TOLERANCE, axis=-1)
-            # The rest of the cell: the number written on it.
-            assert same.mean() > 0.8, f"panel at x={x}, cell ({i}, {j})"
+
+def test_a_plot_vega_cannot_draw_is_a_warning_not_a_missing_image(tmp_path: Path) -> None:
+    from pipeline.report.plots import render_plots
+
+    good = {"data": {"values": [{"step": 0, "acc": 0.5, "rev": "HEAD"}]}, "mark": "line",
+            "encoding": {"x": {"field": "step"}, "y": {"field": "acc"}}}  # fmt: skip
+    bad = {**good, "mark": "no-such-mark"}
+    plots = {"good": [{"type": "vega", "content": good}], "bad": [{"type": "vega", "content": bad}]}
+    rendered, warnings = render_plots(plots, {"HEAD": "HEAD"}, tmp_path)
+    assert [p.plot_id for p in rendered] == ["good"]
+    assert rendered[0].images[""].read_bytes()[:8] == PNG_MAGIC
+    assert len(warnings) == 1 and warnings[0].startswith("plot bad: Vega could not draw it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.png"]
 
 
 def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,7 +208,7 @@ def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture
         assert main(["--base", "HEAD", "--repo", str(repo)]) == 0
     finally:
         metrics.write_text(committed)
-    md = capsys.readouterr().out
+    md = _squeezed(capsys.readouterr().out)
     assert "→ head **`workspace`**" in md
     assert "| `accuracy` | 0.6250 | 0.7500 | +0.1250 (+20.0%) |" in md
     assert "Not drawn: give `--out FILE`" in md
@@ -188,7 +225,7 @@ def test_a_base_without_metrics_shows_dashes_and_a_warning(
     (clone / "eval" / "metrics.json").write_text("{not json")
     _git(clone, "commit", "-q", "-am", "broken metrics")
     assert main(["--base", "HEAD", "--head", "HEAD~1", "--repo", str(clone)]) == 0
-    md = capsys.readouterr().out
+    md = _squeezed(capsys.readouterr().out)
     assert "| `accuracy` | — | 0.6250 | added |" in md
     assert "### Warnings" in md and "HEAD" in md.split("### Warnings")[1]
 

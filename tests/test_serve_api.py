@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,24 +25,30 @@ from test_serve_uploads import png_claiming
 from pipeline.app import cli
 from pipeline.app.defaults import SERVE
 from pipeline.app.emotion import load_model
+from pipeline.app.image_header import Limits
 from pipeline.app.records import frame_records
 from pipeline.config import REPO_ROOT
 from pipeline.serve.app import create_app
 from pipeline.serve.engine import Engine
 from pipeline.serve.model_info import model_info
 from pipeline.serve.schemas import Record
-from pipeline.serve.uploads import Limits
 
 #: Small limits so the over-size cases stay small: 1 MB, 4 megapixels.
 LIMITS = Limits(max_bytes=1024 * 1024, max_pixels=4_000_000)
+#: TestClient sends `Host: testserver` unless told; the server answers only its own names.
+LOCAL, WS = "http://localhost", "ws://localhost/ws"
 
 
 def serve_engine(model_dir: Path, *options: str) -> Engine:
     """An engine as `ferflow serve --model-dir DIR OPTIONS` makes it."""
     args = cli.build_parser().parse_args(["serve", "--model-dir", str(model_dir), *options])
-    first = cli._recognizer(args)
+    first, new_stream, new_photo = cli.serve_recognizers(args)
     return Engine(
-        first, lambda: cli._recognizer(args, first.model), smoothing=args.smoothing, limits=LIMITS
+        first,
+        new_stream,
+        smoothing=args.smoothing,
+        limits=LIMITS,
+        new_photo_recognizer=new_photo,
     )
 
 
@@ -51,7 +58,7 @@ def jpeg(image: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def client(app_model_dir):
-    with TestClient(create_app(serve_engine(app_model_dir))) as client:
+    with TestClient(create_app(serve_engine(app_model_dir)), base_url=LOCAL) as client:
         yield client
 
 
@@ -174,7 +181,11 @@ def test_page_docs_and_assets_are_served_locally(client):
     [
         (b"", 400, "empty file"),
         (b"just some text, not a photo", 415, "not an image"),
-        (png_claiming(30_000, 30_000), 413, "30000x30000 pixels is over the limit"),
+        (
+            png_claiming(30_000, 30_000),
+            413,
+            "30,000 x 30,000 = 900,000,000 pixels, more than the limit",
+        ),
     ],
     ids=["empty", "not-an-image", "decompression-bomb"],
 )
@@ -226,7 +237,7 @@ def test_requests_that_miss_the_image_get_json_errors(client):
 
 
 def test_stream_answers_each_frame_with_tracked_records(client, frame):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         answers = []
         for _ in range(3):
             ws.send_bytes(frame)
@@ -250,21 +261,49 @@ def test_stream_answers_each_frame_with_tracked_records(client, frame):
             assert streamed["probabilities"][label] == pytest.approx(p, abs=1e-4)
 
 
-def test_stream_drops_older_frames_instead_of_queueing(client, astronaut_bgr):
-    # Big frames take a while to analyse; 20 sent at once mostly arrive mid-analysis.
-    big = jpeg(camera_frame(astronaut_bgr, width=1280))
-    with client.websocket_connect("/ws") as ws:
-        for _ in range(20):
-            ws.send_bytes(big)
-        answers = [ws.receive_json()]
-        while answers[-1]["frame"] != 19:
-            answers.append(ws.receive_json())
+class Gated:
+    """A recognizer that says when a frame's analysis began (`entered`) and ends it only once
+    `gate` opens: the test decides what arrives meanwhile, whatever the machine's speed."""
 
-    frames = [a["frame"] for a in answers]
-    assert frames == sorted(frames)
-    assert len(answers) < 20  # some were dropped...
-    assert answers[-1]["dropped"] == 20 - len(answers)  # ...and counted
-    assert answers[-1]["analysed"] == len(answers)  # the newest frame is never dropped
+    def __init__(self, recognizer, entered: threading.Event, gate: threading.Event) -> None:
+        self.recognizer, self.entered, self.gate = recognizer, entered, gate
+        self.model = recognizer.model
+
+    def start_video(self, smoothing: float) -> None:
+        self.recognizer.start_video(smoothing)
+
+    def __call__(self, frame):
+        self.entered.set()
+        assert self.gate.wait(timeout=60), "the test never opened the gate"
+        return self.recognizer(frame)
+
+
+@pytest.mark.timeout(120)
+def test_stream_drops_older_frames_instead_of_queueing(app_model_dir, frame):
+    args = cli.build_parser().parse_args(["serve", "--model-dir", str(app_model_dir)])
+    first, entered, gate = cli._recognizer(args), threading.Event(), threading.Event()
+    engine = Engine(
+        first, lambda: Gated(cli._recognizer(args, first.model), entered, gate), workers=1
+    )
+    with (
+        TestClient(create_app(engine), base_url=LOCAL) as client,
+        client.websocket_connect(WS) as ws,
+    ):
+        ws.send_bytes(frame)
+        assert entered.wait(timeout=60)  # frame 0 is being analysed...
+        for _ in range(19):
+            ws.send_bytes(frame)
+        # ...and the reader answers this text message only after every frame sent before
+        # it has been put in the slot: once the error is back, all 19 have arrived.
+        ws.send_text("all sent")
+        assert ws.receive_json()["type"] == "error"
+        gate.set()
+        answers = [ws.receive_json(), ws.receive_json()]
+
+    # Frame 0 was being analysed; of the 19 that came meanwhile only the newest waited.
+    assert [a["frame"] for a in answers] == [0, 19]
+    assert [a["analysed"] for a in answers] == [1, 2]
+    assert answers[-1]["dropped"] == 18  # ...and the others were counted as dropped
 
 
 @pytest.mark.parametrize(
@@ -273,13 +312,17 @@ def test_stream_drops_older_frames_instead_of_queueing(client, astronaut_bgr):
         ({"text": '{"frame": "not binary"}'}, 400, "expected a binary message"),
         ({"bytes": b"garbage, not a frame"}, 415, "frame 0: not an image"),
         ({"bytes": b""}, 400, "frame 0: empty file"),
-        ({"bytes": png_claiming(40_000, 40_000)}, 413, "frame 0: PNG of 40000x40000 pixels"),
+        (
+            {"bytes": png_claiming(40_000, 40_000)},
+            413,
+            "frame 0: PNG: the image is 40,000 x 40,000",
+        ),
     ],
     ids=["text", "not-an-image", "empty", "bomb"],
 )
 def test_bad_stream_messages_get_an_error_and_the_stream_goes_on(client, frame, message, status,
                                                                  says):  # fmt: skip
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         ws.send(dict(type="websocket.receive", **message))
         error = ws.receive_json()
         ws.send_bytes(frame)
@@ -293,7 +336,7 @@ def test_bad_stream_messages_get_an_error_and_the_stream_goes_on(client, frame, 
 
 
 def test_a_truncated_stream_frame_gets_an_error(client, frame):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         ws.send_bytes(frame[: len(frame) // 2])
         error = ws.receive_json()
         ws.send_bytes(frame)
@@ -306,9 +349,9 @@ def test_a_truncated_stream_frame_gets_an_error(client, frame):
 
 def test_a_client_leaving_mid_frame_leaves_the_others_served(client, frame, astronaut_bgr):
     big = jpeg(camera_frame(astronaut_bgr, width=1280))
-    with client.websocket_connect("/ws") as staying:
+    with client.websocket_connect(WS) as staying:
         for _ in range(3):
-            with client.websocket_connect("/ws") as leaving:
+            with client.websocket_connect(WS) as leaving:
                 leaving.send_bytes(big)  # and gone before the answer
         staying.send_bytes(frame)
         assert staying.receive_json()["type"] == "result"
@@ -335,3 +378,12 @@ def test_serving_imports_nothing_heavy():
     modules = set(json.loads(out))
     assert not modules & set(HEAVY)
     assert not modules & set(OURS_NOT_FOR_THE_APP)
+
+
+def test_photo_min_face_applies_to_photos_only(app_model_dir, frame):
+    engine = serve_engine(app_model_dir, "--photo-min-face", "300")  # larger than any face here
+    with TestClient(create_app(engine), base_url=LOCAL) as client:
+        assert post(client, frame).json()["records"][0]["faces"] == 0
+        with client.websocket_connect(WS) as ws:
+            ws.send_bytes(frame)
+            assert ws.receive_json()["records"][0]["faces"] == 2

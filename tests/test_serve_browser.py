@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -84,11 +85,15 @@ def percent(p: float) -> str:
 
 
 def test_camera_faces_are_boxed_labelled_and_match_the_api(browser, shipped_model_server, tmp_path):
+    from playwright.sync_api import expect
+
     page = open_page(browser, shipped_model_server.url, camera=True)
     page.wait_for_selector("#status[data-state=live]")
-    page.wait_for_function("document.querySelectorAll('.box').length === 2")
-    page.wait_for_function("document.querySelectorAll('.face .bar').length === 14")
-    page.wait_for_function("/[0-9.]+ frames\\/s/.test(document.getElementById('fps').textContent)")
+    # Locator waits, not wait_for_function: the page's Content-Security-Policy forbids the
+    # eval that wait_for_function's string predicates need.
+    expect(page.locator(".box")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator(".face .bar")).to_have_count(14, timeout=WAIT_MS)
+    expect(page.locator("#fps")).to_have_text(re.compile(r"[0-9.]+ frames/s"), timeout=WAIT_MS)
 
     shown = page.evaluate(SHOWN)
     screenshot = tmp_path / "serve.png"
@@ -168,3 +173,16 @@ def test_a_stopped_server_is_shown_as_unreachable(browser, app_model_dir):
     assert "Server unreachable" in page.locator("#status").inner_text()
     assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has stopped
     assert "Traceback" not in "".join(server.log)
+
+
+def test_a_stream_over_the_cap_shows_why(browser, app_model_dir):
+    server = ServerProcess("--model-dir", str(app_model_dir), "--max-streams", "1")
+    try:
+        first = open_page(browser, server.url, camera=True)
+        first.locator("#status[data-state=live]").wait_for()
+        second = open_page(browser, server.url, camera=True)
+        second.locator("#status[data-state=busy]").wait_for()
+        said = second.locator("#status").inner_text()
+    finally:
+        server.stop()
+    assert "server busy: it serves at most 1 camera streams at once" in said

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from pipeline.serve.uploads import ImageRejected, Limits, decode_image, image_header
+from pipeline.app.image_header import DECODED_BYTES_PER_PIXEL, UPLOAD_LIMITS, Limits, read_header
+from pipeline.serve.uploads import ImageRejected, decode_image
 
 
 def encode(image: np.ndarray, suffix: str, *params: int) -> bytes:
@@ -41,16 +45,17 @@ def photo() -> np.ndarray:
         (".jpg", (), "JPEG"),
         (".jpg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1), "JPEG"),
         (".png", (), "PNG"),
-        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 80), "WebP"),  # lossy: VP8
-        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 101), "WebP"),  # lossless: VP8L
+        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 80), "WEBP"),  # lossy: VP8
+        (".webp", (cv2.IMWRITE_WEBP_QUALITY, 101), "WEBP"),  # lossless: VP8L
         (".bmp", (), "BMP"),
     ],
 )
 def test_header_gives_the_size_of_every_accepted_format(photo, suffix, params, kind):
     data = encode(photo, suffix, *params)
 
-    assert image_header(data) == (kind, 400, 300)
-    assert decode_image(data, Limits()).shape == (300, 400, 3)
+    header = read_header(data)
+    assert (header.format, header.width, header.height) == (kind, 400, 300)
+    assert decode_image(data).shape == (300, 400, 3)
 
 
 def test_webp_with_alpha_from_a_browser():
@@ -59,21 +64,71 @@ def test_webp_with_alpha_from_a_browser():
     buffer = io.BytesIO()
     Image.new("RGBA", (123, 45), (10, 20, 30, 128)).save(buffer, "WEBP")  # extended: VP8X
 
-    assert image_header(buffer.getvalue()) == ("WebP", 123, 45)
+    header = read_header(buffer.getvalue())
+    assert (header.format, header.width, header.height) == ("WEBP", 123, 45)
 
 
 def test_a_bomb_is_refused_from_its_header_before_decoding():
-    bomb = png_claiming(100_000, 100_000)
-    assert len(bomb) < 100
+    """20000 x 20000 is under OpenCV's own cap (2**30 pixels), so only ferflow's limit can
+    refuse it: the decoder would try to allocate 1.2 GB."""
+    bomb = png_claiming(20_000, 20_000)
+    assert len(bomb) < 100 and 20_000 * 20_000 < 2**30
 
-    with pytest.raises(ImageRejected, match=r"100000x100000 pixels is over the limit") as e:
-        decode_image(bomb, Limits(max_pixels=50_000_000), "bomb.png")
+    with pytest.raises(ImageRejected, match=r"20,000 x 20,000 = 400,000,000 pixels") as e:
+        decode_image(bomb, UPLOAD_LIMITS, "bomb.png")
     assert e.value.status == 413
     # The same file within the limit goes on to the decoder, which finds no such pixels:
     # so the 413 above came from the header alone.
     with pytest.raises(ImageRejected) as small:
-        decode_image(png_claiming(10, 10), Limits(), "bomb.png")
+        decode_image(png_claiming(10, 10), UPLOAD_LIMITS, "bomb.png")
     assert small.value.status == 400
+
+
+#: Measures one decode's peak memory in a fresh process: Linux's VmHWM, reset first.
+DECODE_PEAK = """
+import sys
+from pathlib import Path
+import cv2, numpy as np
+from pipeline.app.image_header import Limits
+from pipeline.serve.uploads import decode_image
+
+def status(key):
+    return int(Path("/proc/self/status").read_text().split(key + ":")[1].split()[0]) * 1024
+
+data = Path(sys.argv[1]).read_bytes()
+decode_image(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())  # libraries in
+Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from here
+before = status("VmRSS")
+image = decode_image(data, Limits(10**8, int(sys.argv[2])), "upload")
+print(status("VmHWM") - before, image.nbytes)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's /proc")
+@pytest.mark.parametrize(
+    ("suffix", "image"),
+    [
+        (".png", np.zeros((2000, 2000, 3), np.uint8)),  # 12 KB: the cheapest file to send
+        (".png", np.zeros((2000, 2000, 4), np.uint16)),  # 16-bit with alpha
+        (".webp", np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), np.uint8)),
+    ],
+    ids=["all-zero-png", "16-bit-rgba-png", "webp"],
+)
+def test_the_largest_legal_upload_decodes_within_the_stated_budget(tmp_path, suffix, image):
+    """No accepted upload costs the process more than `Limits.decode_budget` to decode."""
+    limits = Limits(max_bytes=UPLOAD_LIMITS.max_bytes, max_pixels=2000 * 2000)
+    path = tmp_path / f"upload{suffix}"
+    path.write_bytes(encode(image, suffix))
+    done = subprocess.run(
+        [sys.executable, "-c", DECODE_PEAK, str(path), str(limits.max_pixels)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    peak, decoded = map(int, done.stdout.split())
+    assert decoded == limits.max_pixels * DECODED_BYTES_PER_PIXEL
+    assert decoded < peak <= limits.decode_budget  # measured: the result and more
 
 
 @pytest.mark.parametrize(
@@ -88,9 +143,20 @@ def test_a_bomb_is_refused_from_its_header_before_decoding():
 )
 def test_bad_bytes_are_refused_with_a_status_and_a_reason(data, status, message):
     with pytest.raises(ImageRejected, match=message) as e:
-        decode_image(data, Limits(), "upload.bin")
+        decode_image(data, UPLOAD_LIMITS, "upload.bin")
     assert e.value.status == status
     assert str(e.value).startswith("upload.bin: ")
+
+
+def test_a_readable_image_of_another_format_is_named():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (5, 4)).save(buffer, "GIF")
+
+    with pytest.raises(ImageRejected, match=r"^x.gif: a GIF image; this server reads JPEG") as e:
+        decode_image(buffer.getvalue(), UPLOAD_LIMITS, "x.gif")
+    assert e.value.status == 415
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
@@ -99,7 +165,7 @@ def test_a_truncated_image_is_refused(photo, suffix):
     cut = data[: len(data) * 2 // 3]
 
     with pytest.raises(ImageRejected, match="truncated or corrupt") as e:
-        decode_image(cut, Limits(), "cut")
+        decode_image(cut, UPLOAD_LIMITS, "cut")
     assert e.value.status == 400
 
 
@@ -107,5 +173,5 @@ def test_too_many_bytes_are_refused_before_anything_else(photo):
     data = encode(photo, ".png")
 
     with pytest.raises(ImageRejected, match="over the 0.0 MB limit") as e:
-        decode_image(data, Limits(max_bytes=1000))
+        decode_image(data, Limits(max_bytes=1000, max_pixels=UPLOAD_LIMITS.max_pixels))
     assert e.value.status == 413

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import REPO_ROOT
+from pipeline.config import LABELS, REPO_ROOT
 
 SHARED_CSV = REPO_ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.xz"
 MODELS = REPO_ROOT / "models" / "fer2013"
@@ -67,20 +67,63 @@ def scores(private_test):
     }
     float_pred, int8_pred = (p.argmax(1) for p in probs.values())
     return {
-        "float": classification_metrics(labels, float_pred),
-        "int8": classification_metrics(labels, int8_pred),
+        "float": classification_metrics(labels, float_pred, LABELS),
+        "int8": classification_metrics(labels, int8_pred, LABELS),
         "agreement": float((float_pred == int8_pred).mean()),
     }
 
 
+def same_cpu_kind(record: dict) -> bool:
+    """Whether this machine computes as the one that made `record` (pipeline.machine)."""
+    from pipeline.machine import cpu_kind, describe_machine
+
+    made_on = record.get("machines") or [{}]
+    here = describe_machine()
+    return cpu_kind(made_on[-1]) == cpu_kind(here) and made_on[-1].get("libraries", {}).get(
+        "onnxruntime"
+    ) == here["libraries"].get("onnxruntime")
+
+
 def test_dvc_metrics_hold_what_the_shipped_files_score(scores):
+    """Exactly on the CPU kind that made the records; elsewhere float kernels sum in another
+    order, so the float figures may move by a few faces (the records name their machine)."""
     metrics = json.loads((REPORTS / "metrics.json").read_text())
-    assert metrics["test"]["accuracy"] == round(scores["float"]["accuracy"], 6)
-    assert metrics["test"]["macro_f1"] == round(scores["float"]["macro_f1"], 6)
     record = json.loads((REPORTS / "export.json").read_text())
-    assert record["int8"]["accuracy"] == round(scores["int8"]["accuracy"], 6)
-    assert record["int8"]["agreement"] == round(scores["agreement"], 6)
     assert scores["float"]["n"] == 3589
+    measured = {
+        "float accuracy": (metrics["test"]["accuracy"], scores["float"]["accuracy"]),
+        "float macro F1": (metrics["test"]["macro_f1"], scores["float"]["macro_f1"]),
+        "int8 accuracy": (record["int8"]["accuracy"], scores["int8"]["accuracy"]),
+        "agreement": (record["int8"]["agreement"], scores["agreement"]),
+    }
+    if same_cpu_kind(metrics) and same_cpu_kind(record):
+        for name, (recorded, now) in measured.items():
+            assert recorded == round(now, 6), name
+    else:
+        for name, (recorded, now) in measured.items():
+            assert abs(recorded - now) <= 0.003, name  # 0.3 points: about 10 of 3,589 faces
+
+
+def test_the_int8_model_is_as_good_as_float_on_this_cpu(scores):
+    """Whatever this CPU's kind: within 0.3 points of float, the same class on >= 98%."""
+    assert scores["float"]["accuracy"] - scores["int8"]["accuracy"] <= 0.003
+    assert scores["agreement"] >= 0.98
+
+
+def test_the_shipped_int8_weights_cannot_saturate_on_any_cpu():
+    from pipeline.export.quantize import SAFE_INT8_WEIGHTS, int8_weight_range
+
+    low, high = int8_weight_range(MODELS / "emotion.int8.onnx")
+    assert SAFE_INT8_WEIGHTS[0] <= low and high <= SAFE_INT8_WEIGHTS[1], (low, high)
+
+
+def test_the_records_say_where_they_were_made():
+    for record in ("metrics.json", "export.json"):
+        (machine,) = json.loads((REPORTS / record).read_text())["machines"]
+        assert machine["cpu"] and machine["arch"] and "onnxruntime" in machine["libraries"]
+    card = (MODELS / "MODEL_CARD.md").read_text()
+    assert "## Where these figures were made" in card
+    assert f"- evaluate: {machine['cpu']} ({machine['arch']}" in card
 
 
 def test_the_card_says_the_same(scores):

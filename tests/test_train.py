@@ -298,3 +298,53 @@ def test_brought_back_outputs_are_checked_against_local_data_and_params(
     (log / "run.json").unlink()
     with pytest.raises(OutputsMismatch, match=r"train_log/run\.json: no run record"):
         check()
+
+
+class _EpochWeights(keras.callbacks.Callback):
+    """Every epoch's weights at its end, as validated: the network's and the whole model's."""
+
+    def __init__(self, net: keras.Model) -> None:
+        super().__init__()
+        self.net, self.net_weights, self.model_weights = net, [], []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.net_weights.append(self.net.get_weights())
+        self.model_weights.append(self.model.get_weights())
+
+
+@pytest.mark.slow
+def test_the_best_epochs_weights_are_restored_and_saved_for_resume(
+    tiny_prepared, tiny_params, tmp_path
+):
+    """Early stopping off (patience 0): training still ends on the best epoch's weights, not
+    the last epoch's, and the resume folder holds those same weights."""
+    from pipeline.data.shards import load_split
+    from pipeline.training.patience import BEST_WEIGHTS, KeepPatience, load_weights
+    from pipeline.training.recipe import fit, make_callbacks, make_net
+
+    params = tiny_params["train"] | {"epochs": 5, "early_stopping_patience": 0}
+    net = make_net(tiny_params["model"], params)
+    splits = load_split(tiny_prepared, "train"), load_split(tiny_prepared, "val")
+    recorder = _EpochWeights(net)
+    history = fit(net, *splits, params, callbacks=[recorder], verbose=0, state_dir=tmp_path)
+
+    val_accuracy = history.history["val_accuracy"]
+    assert len(val_accuracy) == 5, "patience 0 must mean no early stop"
+    best = int(np.argmax(val_accuracy))  # the first of equal scores, as Keras keeps it
+    assert best < len(val_accuracy) - 1, f"this data must peak before the end: {val_accuracy}"
+    final = net.get_weights()
+    for w, expected in zip(final, recorder.net_weights[best], strict=True):
+        np.testing.assert_array_equal(w, expected)
+    assert not all(
+        np.array_equal(w, last) for w, last in zip(final, recorder.net_weights[-1], strict=True)
+    ), "the last epoch's weights are the best epoch's: the test proves nothing"
+
+    # A resumed run's early stopping starts from the best weights of the epochs before.
+    saved = load_weights(tmp_path / BEST_WEIGHTS)
+    for w, expected in zip(saved, recorder.model_weights[best], strict=True):
+        np.testing.assert_array_equal(w, expected)
+    resumed = make_callbacks(params)
+    for callback in [*resumed, KeepPatience(resumed, tmp_path)]:
+        callback.on_train_begin()
+    (stopper,) = resumed
+    assert stopper.best_epoch == best and len(stopper.best_weights) == len(saved)

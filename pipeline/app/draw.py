@@ -17,9 +17,8 @@ import numpy as np
 
 from pipeline.app.recognizer import Face
 
-#: BGR colour per FER2013 label, all with a relative luminance of 0.2 or more (so the colour
-#: stands out from a dark background, its black outline from a light one); any other label
-#: set falls back to orange.
+#: BGR colour per FER2013 / FER+ label, all with a relative luminance of 0.2 or more (so the
+#: colour stands out from a dark background, its black outline from a light one).
 COLORS: dict[str, tuple[int, int, int]] = {
     "angry": (70, 70, 240),
     "disgust": (70, 200, 70),
@@ -28,10 +27,30 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "sad": (240, 170, 60),
     "surprise": (200, 230, 40),
     "neutral": (215, 215, 215),
+    "contempt": (170, 110, 200),
 }
-FALLBACK_COLOR = (0, 160, 255)
+#: Colours for the classes of any other label set (a folder dataset's own names), given in
+#: the order of the model's labels; as light as the ones above, and none of them.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 160, 255),
+    (255, 200, 120),
+    (180, 130, 255),
+    (120, 255, 200),
+    (255, 255, 120),
+    (150, 200, 100),
+    (200, 200, 255),
+    (120, 220, 255),
+)
+FALLBACK_COLOR = PALETTE[0]
 OUTLINE = (0, 0, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def label_colors(labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """A colour per label of a model's label set: its own for FER2013's and FER+'s names,
+    the next unused one of PALETTE for any other (so a made-up set gets distinct colours)."""
+    spare = iter([c for c in PALETTE if c not in COLORS.values()])
+    return {label: COLORS.get(label) or next(spare, FALLBACK_COLOR) for label in labels}
 
 
 def luminance(bgr: Sequence[float]) -> float:
@@ -80,12 +99,14 @@ def layout(face: Face, text: str) -> Layout:
     return Layout(thickness, font_scale, text_thickness, tag, (left + pad, top + pad + th))
 
 
-def annotate(frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-    """A copy of the frame with each face's box and `label NN%` above it."""
+def annotate(frame: np.ndarray, faces: Sequence[Face], labels: Sequence[str] = ()) -> np.ndarray:
+    """A copy of the frame with each face's box and `label NN%` above it, coloured by
+    `label_colors(labels)` (`labels`: the model's label set)."""
     out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    colors = label_colors(labels)
     for face in faces:
         x, y, w, h = face.box
-        color = COLORS.get(face.label, FALLBACK_COLOR)
+        color = colors.get(face.label) or COLORS.get(face.label, FALLBACK_COLOR)
         text = f"{face.label} {face.score:.0%}"
         spot = layout(face, text)
         corners = (x, y), (x + w, y + h)

@@ -1,41 +1,120 @@
-"""What an image file's bytes say before anyone decodes them: its size, and whether a JPEG
-ends early.
+"""What an image file's bytes say before anyone decodes them, and how big an image ferflow
+agrees to decode: one reader and one limit policy for `ferflow predict` and `ferflow serve`.
 
-The size comes from the header (PNG, JPEG, GIF, BMP, WebP, TIFF, PGM/PPM/PBM), so an image
-too large to decode safely is refused before any pixel memory is taken: a 300-byte PNG can
-claim 60000 x 60000 pixels (10 GB decoded). Other formats answer None and keep OpenCV's own
-limit. A JPEG cut off while copying decodes without an error, its lower part grey;
+The header (format, width, height) is read with Pillow's lazy `Image.open`, which parses
+the header only; decoding is OpenCV's. So an image too large to decode safely is refused
+before any pixel memory is taken: a 300-byte PNG can claim 60000 x 60000 pixels (10 GB
+decoded), and a 47 KB all-zero PNG of 50 megapixels decodes to 150 MB.
+
+The limit policy (`Limits`): a decoded image costs `DECODED_BYTES_PER_PIXEL` bytes a pixel
+(BGR, 8 bits a channel: OpenCV converts 16-bit and alpha images while decoding), and while
+it is decoded the process peaks at `DECODE_PEAK_BYTES_PER_PIXEL` (the decoder's own buffers
+beside the result), so `max_pixels` sets the memory budget of one decode. Two sets of
+limits, each named once:
+- `FILE_LIMITS` (`ferflow predict`, the user's own files): 200 megapixels (600 MB decoded)
+  lets the largest phone-camera photos through; `--max-pixels` raises it.
+- `UPLOAD_LIMITS` (`ferflow serve`, bytes from the network): 20 MB encoded, 16 megapixels
+  (48 MB decoded, at most 128 MB while decoding; a 12-megapixel phone photo is
+  4032 x 3024). The server decodes at most one image per worker thread at a time, so its
+  decode memory is bounded by that many times 128 MB.
+
+A JPEG cut off while copying decodes without an error, its lower part grey;
 `jpeg_ends_early` notices the missing end-of-image marker.
 """
 
 from __future__ import annotations
 
+import io
 import struct
+import warnings
+from dataclasses import dataclass
 
-_PNG = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (C0-CF except C4 = DHT, C8 = JPG, CC = DAC) hold the size.
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# Markers without a length field.
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
-_JPEG_SOS, _JPEG_EOI = 0xDA, b"\xff\xd9"
+#: A decoded frame is BGR uint8: three bytes a pixel.
+DECODED_BYTES_PER_PIXEL = 3
+#: The process's peak while OpenCV decodes, per pixel: measured 6.0 bytes for PNG (all-zero
+#: or 16-bit RGBA) and JPEG, 7.8 for WebP, at 4 megapixels (tests/test_serve_uploads.py).
+DECODE_PEAK_BYTES_PER_PIXEL = 8
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest image decoded: encoded bytes (None: any) and pixels (width x height)."""
+
+    max_bytes: int | None
+    max_pixels: int
+
+    @property
+    def decode_budget(self) -> int:
+        """Bytes decoding an accepted file takes at most (its result included)."""
+        return self.max_pixels * DECODE_PEAK_BYTES_PER_PIXEL
+
+
+#: The user's own files (`ferflow predict`, `--max-pixels` overrides the pixels).
+FILE_LIMITS = Limits(max_bytes=None, max_pixels=200_000_000)
+#: Uploads to `ferflow serve` (`--max-upload-mb`, `--max-megapixels` override them).
+UPLOAD_LIMITS = Limits(max_bytes=20 * 1024 * 1024, max_pixels=16_000_000)
+
+
+@dataclass(frozen=True)
+class Header:
+    """An image's format (Pillow's name: JPEG, PNG, WEBP, BMP, GIF, TIFF, PPM...) and size."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def too_large(self, limits: Limits) -> str:
+        """Why this image is over `limits` ('' if it is not)."""
+        if self.pixels <= limits.max_pixels:
+            return ""
+        return (
+            f"the image is {self.width:,} x {self.height:,} = {self.pixels:,} pixels, more than "
+            f"the limit of {limits.max_pixels:,} (about "
+            f"{self.pixels * DECODED_BYTES_PER_PIXEL / 1e9:.1f} GB decoded)"
+        )
+
+
+def read_header(data: bytes) -> Header | None:
+    """The header of an image in any format Pillow knows, or None (not an image Pillow
+    recognises, or a header cut short: OpenCV's decoder then says what is wrong)."""
+    # Imported at first use (~50 ms): videos and cameras never need it.
+    from PIL import Image
+
+    # ferflow applies its own limits (below) and names the size in its message; Pillow's
+    # global bomb check (89 megapixels by default, an error past 179) would refuse first,
+    # and without the size. Pillow only reads headers here, it never decodes.
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on odd but readable headers
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                return Header(str(image.format), width, height)
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError, IndexError):
+        # Pillow raises UnidentifiedImageError (an OSError) for what it does not recognise,
+        # SyntaxError/struct.error from some plugins for damaged headers.
+        return None
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header, or None if the format or header is not understood."""
-    try:
-        for reader in (_png, _jpeg, _gif, _bmp, _webp, _tiff, _pnm):
-            size = reader(data)
-            if size is not None:
-                return size
-    except (struct.error, ValueError, IndexError):
-        return None  # a header cut short: OpenCV's decoder says what is wrong
-    return None
+    """(width, height) from the header, or None (see `read_header`)."""
+    header = read_header(data)
+    return None if header is None else (header.width, header.height)
+
+
+_JPEG_SOS, _JPEG_EOI = 0xDA, b"\xff\xd9"
+#: JPEG markers without a length field (TEM, RST0-7, SOI).
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
 
 
 def jpeg_ends_early(data: bytes) -> bool:
     """True for a JPEG whose compressed image data stops before its end-of-image marker.
 
-    The markers before the image data are skipped by their lengths, so the thumbnail
+    The segments before the image data are skipped by their lengths, so the thumbnail
     inside the EXIF block (a complete JPEG of its own) does not count; bytes after the
     marker (a phone's appended video) are allowed.
     """
@@ -43,110 +122,22 @@ def jpeg_ends_early(data: bytes) -> bool:
     return scan is not None and data.find(_JPEG_EOI, scan) < 0
 
 
-def _png(data: bytes) -> tuple[int, int] | None:
-    if not data.startswith(_PNG) or data[12:16] != b"IHDR":
+def _jpeg_first_scan(data: bytes) -> int | None:
+    """Where the first scan's compressed data starts, or None (not a JPEG, or damaged)."""
+    if not data.startswith(b"\xff\xd8"):
         return None
-    return struct.unpack(">II", data[16:24])
-
-
-def _jpeg_segments(data: bytes):
-    """(marker, offset of its payload, payload length) up to the first scan (SOS)."""
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
-            raise ValueError("not at a marker")
+            return None
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
-            continue
-        if marker in _JPEG_STANDALONE:
+        elif marker in _JPEG_STANDALONE:
             i += 2
-            continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        yield marker, i + 4, length - 2
-        if marker == _JPEG_SOS:
-            return
-        i += 2 + length
-
-
-def _jpeg(data: bytes) -> tuple[int, int] | None:
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    for marker, start, _ in _jpeg_segments(data):
-        if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[start + 1 : start + 5])
-            return width, height
-    return None
-
-
-def _jpeg_first_scan(data: bytes) -> int | None:
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    try:
-        for marker, start, length in _jpeg_segments(data):
+        else:
+            (length,) = struct.unpack(">H", data[i + 2 : i + 4])
             if marker == _JPEG_SOS:
-                return start + length
-    except (struct.error, ValueError):
-        return None
-    return None
-
-
-def _gif(data: bytes) -> tuple[int, int] | None:
-    if data[:6] not in (b"GIF87a", b"GIF89a"):
-        return None
-    return struct.unpack("<HH", data[6:10])
-
-
-def _bmp(data: bytes) -> tuple[int, int] | None:
-    if not data.startswith(b"BM"):
-        return None
-    if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 1.x header
-        return struct.unpack("<HH", data[18:22])
-    width, height = struct.unpack("<ii", data[18:26])
-    return abs(width), abs(height)  # a negative height means top-down rows
-
-
-def _webp(data: bytes) -> tuple[int, int] | None:
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return None
-    chunk = data[12:16]
-    if chunk == b"VP8 ":
-        width, height = struct.unpack("<HH", data[26:30])
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b"VP8L":
-        bits = struct.unpack("<I", data[21:25])[0]
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8X":
-        width = int.from_bytes(data[24:27], "little") + 1
-        height = int.from_bytes(data[27:30], "little") + 1
-        return width, height
-    return None
-
-
-def _tiff(data: bytes) -> tuple[int, int] | None:
-    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
-    if order is None:
-        return None
-    ifd = struct.unpack(order + "I", data[4:8])[0]
-    (entries,) = struct.unpack(order + "H", data[ifd : ifd + 2])
-    found = {}
-    for k in range(entries):
-        tag, kind, _, value = struct.unpack(
-            order + "HHI4s", data[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
-        )
-        if tag in (256, 257):
-            fmt = "H" if kind == 3 else "I"
-            found[tag] = struct.unpack(order + fmt, value[: struct.calcsize(fmt)])[0]
-    return (found[256], found[257]) if len(found) == 2 else None
-
-
-def _pnm(data: bytes) -> tuple[int, int] | None:
-    if len(data) < 2 or data[0:1] != b"P" or data[1:2] not in b"123456":
-        return None
-    numbers: list[int] = []
-    for line in data[2:512].split(b"\n"):
-        for token in line.split(b"#", 1)[0].split():
-            numbers.append(int(token))
-            if len(numbers) == 2:
-                return numbers[0], numbers[1]
+                return i + 2 + length
+            i += 2 + length
     return None

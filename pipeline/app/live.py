@@ -122,8 +122,9 @@ class Window:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise AppError(
-                "this OpenCV build has no window support (opencv-python-headless); "
-                "install opencv-python for a window, or pass --no-window"
+                "this OpenCV build has no window support (opencv-python-headless, which "
+                "ferflow installs); pass --no-window, or for a window swap the build: "
+                "pip uninstall opencv-python-headless && pip install 'opencv-python>=4.10,<5'"
             ) from None
 
     def show(self, frame: np.ndarray) -> bool:
@@ -286,7 +287,7 @@ def _loop(
                     summary.frames += 1
                     summary.faces += len(faces)
                     if window is not None:
-                        shown = annotate(frame, faces)
+                        shown = annotate(frame, faces, labels)
                         draw_status(shown, f"{fps:.1f} fps  {len(faces)} faces")
                         if not window.show(shown):
                             break

@@ -4,6 +4,7 @@ writing annotated copies. Every failure becomes an AppError naming the input."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -16,17 +17,17 @@ import cv2
 import numpy as np
 
 from pipeline.app.errors import AppError
-from pipeline.app.image_header import image_size, jpeg_ends_early
+from pipeline.app.image_header import FILE_LIMITS, Limits, jpeg_ends_early, read_header
 from pipeline.io import atomic_path, claim_temp, is_temp_name
 
 #: Images recognised by name; a file with another suffix (.gif, .jp2, ...) is an image when
 #: OpenCV recognises its first bytes, named directly or found in a folder alike.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-#: Images with more pixels are refused before decoding unless `--max-pixels` allows them:
-#: 200 megapixels lets the largest phone-camera photos through, and the decoded copy of
-#: such an image alone takes 600 MB (a 20000 x 20000 PNG took 2.5 GB to analyse).
-DEFAULT_MAX_PIXELS = 200_000_000
+#: Images with more pixels are refused before decoding unless `--max-pixels` allows them
+#: (the policy and its reasons: pipeline/app/image_header.py; a 20000 x 20000 PNG took
+#: 2.5 GB to analyse).
+DEFAULT_MAX_PIXELS = FILE_LIMITS.max_pixels
 #: Container and codec of annotated videos: MPEG-4 Part 2 is in every OpenCV wheel's FFmpeg.
 ANNOTATED_VIDEO_SUFFIX = ".mp4"
 ANNOTATED_VIDEO_FOURCC = "mp4v"
@@ -43,8 +44,17 @@ def quiet_opencv() -> None:
 
 def input_kind(path: Path) -> str:
     """'folder', 'image' or 'video', from the file system and the suffix."""
-    if not path.exists():
-        raise AppError(f"{path}: no such file or folder")
+    try:
+        path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise AppError(
+                f"{path}: a symbolic link loop (the link leads back to itself); "
+                "point it at a file (`ls -l` shows where it leads)"
+            ) from None
+        if not path.is_symlink():
+            raise AppError(f"{path}: no such file or folder") from None
+        raise AppError(f"{path}: a symbolic link to a missing file ({os.readlink(path)})") from None
     if path.is_dir():
         return "folder"
     return _file_kind(path)
@@ -76,14 +86,12 @@ def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.
         data = path.read_bytes()
     except OSError as e:
         raise AppError(f"{path}: cannot read this file ({e.strerror or e})") from None
-    size = image_size(data)
-    if size is not None and size[0] * size[1] > max_pixels:
-        width, height = size
+    header = read_header(data)
+    too_large = header.too_large(Limits(None, max_pixels)) if header else ""
+    if too_large:
         raise AppError(
-            f"{path}: the image is {width:,} x {height:,} = {width * height:,} pixels, more "
-            f"than the limit of {max_pixels:,}; scale it down, or raise the limit with "
-            f"--max-pixels {width * height} if the memory to decode it is there "
-            f"(about {3 * width * height / 1e9:.1f} GB)"
+            f"{path}: {too_large}; scale it down, or raise the limit with --max-pixels "
+            f"{header.pixels} if the memory to decode it is there"
         )
     try:
         # imread, not imdecode of `data`: imdecode refuses a JPEG that ends early, imread
@@ -231,6 +239,12 @@ def open_video(path: Path) -> Video:
     if not path.is_file():
         raise AppError(f"{path}: no such video file")
     capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened() and path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise AppError(
+            f"{path}: neither a readable image nor a video (OpenCV recognises no image format "
+            "in its first bytes, and FFmpeg cannot open it); expected an image "
+            f"({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})"
+        )
     if not capture.isOpened():
         raise AppError(
             f"{path}: cannot open this video (corrupt, truncated, or a codec OpenCV's FFmpeg "
@@ -270,7 +284,9 @@ class VideoWriter:
     """An annotated video written to a hidden sibling and renamed into place when complete.
 
     The temporary name is unique per run (two runs never write one file) and ends in the
-    target's suffix, because OpenCV picks the container from it.
+    target's suffix, because OpenCV picks the container from it. OpenCV's writer reports no
+    failed write (a full disk leaves an MP4 without its index, no frame decodable), so the
+    file is opened again and its frames counted before it is renamed into place.
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
@@ -278,16 +294,43 @@ class VideoWriter:
         self.tmp = claim_temp(path, suffix=path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*ANNOTATED_VIDEO_FOURCC)
         self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
+        self.frames = 0
         if not self.writer.isOpened():
             self.tmp.unlink(missing_ok=True)
             raise AppError(f"{path}: cannot write a video here ({ANNOTATED_VIDEO_FOURCC} codec)")
 
     def write(self, frame: np.ndarray) -> None:
         self.writer.write(frame)
+        self.frames += 1
 
     def close(self, *, keep: bool) -> None:
+        """Finish the file; with `keep`, check it and rename it into place (AppError if it is
+        not what was written: nothing is left under the final name)."""
         self.writer.release()
-        if keep:
-            os.replace(self.tmp, self.path)
-        else:
+        try:
+            if keep:
+                readable = _count_frames(self.tmp)
+                if readable != self.frames:
+                    raise AppError(
+                        f"{self.path}: the annotated video was not written completely "
+                        f"({readable} of {self.frames} frames readable back: is the disk "
+                        f"full? `df -h {self.path.parent}`); nothing was saved under this name"
+                    )
+                os.replace(self.tmp, self.path)
+        finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def _count_frames(path: Path) -> int:
+    """Frames OpenCV decodes from a video file (0 if it cannot open it)."""
+    # FFmpeg's own complaints about a broken file ("moov atom not found") are caught here:
+    # the caller says what is wrong in its one line.
+    with _decoder_messages():
+        capture = cv2.VideoCapture(str(path))
+        try:
+            count = 0
+            while capture.isOpened() and capture.grab():
+                count += 1
+            return count
+        finally:
+            capture.release()

@@ -204,7 +204,7 @@ def _predict_images(
             out.write(frame_records(str(item.file), 0, None, faces, recognizer.model.labels))
             target = targets.get(item.file)
             if target is not None:
-                write_image(target, annotate(item.image, faces))
+                write_image(target, annotate(item.image, faces, recognizer.model.labels))
             summary.files += 1
             summary.frames += 1
             summary.faces += len(faces)
@@ -250,7 +250,7 @@ def _predict_video(
                     if writer is None:
                         size = (frame.shape[1], frame.shape[0])
                         writer = VideoWriter(target, video.fps, size)
-                    writer.write(annotate(frame, faces))
+                    writer.write(annotate(frame, faces, recognizer.model.labels))
                 frames += 1
                 summary.faces += len(faces)
                 bar.update()

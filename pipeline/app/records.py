@@ -13,6 +13,7 @@ images), `box` is x, y, width, height in the frame's pixels.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -76,10 +77,25 @@ class JsonLines:
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         # One write per frame: Ctrl-C between two writes never leaves half a frame.
-        self._out.write("".join(json.dumps(record) + "\n" for record in records))
-        if self.path is None:
-            self._out.flush()
+        try:
+            self._out.write("".join(json.dumps(record) + "\n" for record in records))
+            if self.path is None:
+                self._out.flush()
+        except OSError as e:
+            raise self._failed(e) from None
 
     def __exit__(self, *exc: object) -> None:
         # On an error the temporary file is dropped and an earlier output stays intact.
-        self._stack.__exit__(*exc)
+        try:
+            self._stack.__exit__(*exc)
+        except OSError as e:  # the last buffered write, at close
+            raise self._failed(e) from None
+
+    def _failed(self, e: OSError) -> Exception:
+        """A failed write as one line naming the output (a full disk names no file itself)."""
+        if self.path is None or e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return e
+        return AppError(
+            f"{self.path}: no space left on device while writing the records; free space "
+            f"(`df -h {self.path.parent}`) and rerun (an earlier {self.path.name} is kept)"
+        )

@@ -8,8 +8,6 @@ quoted cell earlier in the file spans several lines: then the line is counted (s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 
 class DataError(ValueError):
     """The raw CSV cannot be used; the message names the file, the rows and the reason."""
@@ -18,18 +16,6 @@ class DataError(ValueError):
 def row_ref(row: int, line: int | None = None) -> str:
     """'row 17 (line 18)' for the 1-based data row `row` (on line `line`, if not row + 1)."""
     return f"row {row:,} (line {row + 1 if line is None else line:,})"
-
-
-def rows_ref(rows: Sequence[int], total: int | None = None) -> str:
-    """'rows 3, 9 and 12 (lines 4, 10 and 13)', with '... (N in all)' past the first few."""
-    rows = list(rows)
-    if len(rows) == 1 and (total is None or total == 1):
-        return row_ref(rows[0])
-    more = f" and {total - len(rows):,} more" if total is not None and total > len(rows) else ""
-    return (
-        f"rows {', '.join(f'{r:,}' for r in rows)}{more} "
-        f"(lines {', '.join(f'{r + 1:,}' for r in rows)}{'...' if more else ''})"
-    )
 
 
 def preview(text: str | bytes | None, limit: int = 24) -> str:

@@ -69,6 +69,21 @@ class FerTable:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The label set: a FER2013 CSV's `emotion` i is FER2013's class i."""
+        return LABELS
+
+    @property
+    def images(self) -> np.ndarray:
+        """uint8 (N, 48, 48), zeros where a row's pixels are unusable."""
+        return self.parsed.images
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Rows whose image could be read (whatever their label or split)."""
+        return self.parsed.valid
+
     def row_ref(self, row: int) -> str:
         """'row 17 (line 18)' for the 1-based data row `row`, with its true line."""
         return row_ref(row, None if self.record_lines is None else int(self.record_lines[row]))

@@ -1,4 +1,5 @@
-"""Turn a validated FER2013 CSV into the prepared shards (`pipeline.data.shards`)."""
+"""Turn validated raw data (a FER2013 CSV, FER+ votes, an image folder) into the prepared
+shards (`pipeline.data.shards`), with the data's label set in the manifest."""
 
 from __future__ import annotations
 
@@ -6,26 +7,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.fer_csv import FerTable, read_fer_csv
+from pipeline.data.fer_csv import FerTable
 from pipeline.data.profile import require_validated
 from pipeline.data.shards import write_shards, write_shards_into
+from pipeline.data.source import Dataset, read_dataset
 from pipeline.io import atomic_dir
 
 
-def _source(table: FerTable, source_name: str | None) -> dict[str, Any]:
-    return {
-        "file": source_name or str(table.path),
-        "sha256": table.sha256,
-        "bytes": table.size_bytes,
-        "rows": len(table),
-    }
-
-
 def shards_from_table(
-    table: FerTable, prepared_dir: str | Path, source_name: str | None = None
+    table: FerTable | Dataset, prepared_dir: str | Path, source_name: str | None = None
 ) -> dict[str, Any]:
-    """Write `table`'s splits to `prepared_dir` (atomically); returns the manifest."""
-    return write_shards(prepared_dir, table.split_arrays(), _source(table, source_name))
+    """Write the splits of `table` (a FER2013 table or a Dataset) to `prepared_dir`
+    (atomically); returns the manifest."""
+    dataset = table if isinstance(table, Dataset) else Dataset(table)
+    return write_shards(
+        prepared_dir, dataset.split_arrays(), dataset.source(source_name), dataset.names
+    )
 
 
 def prepare_csv(
@@ -33,15 +30,17 @@ def prepare_csv(
     report_dir: str | Path,
     prepared_dir: str | Path,
     source_name: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the prepare stage does: parse `raw` once and shard it, if validation passed.
+    """What the prepare stage does: read `raw` once (a CSV or an image folder; `data`:
+    params.yaml's data section) and shard it, if validation passed.
 
-    Refuses (DataError) a file whose validation summary in `report_dir` failed or
-    describes another file; `prepared_dir` is then left as it was.
+    Refuses (DataError) data whose validation summary in `report_dir` failed or describes
+    other data; `prepared_dir` is then left as it was.
     """
-    table = read_fer_csv(raw)
-    require_validated(report_dir, table)
-    return shards_from_table(table, prepared_dir, source_name)
+    dataset = read_dataset(raw, data)
+    require_validated(report_dir, dataset.table, dataset.ferplus)
+    return shards_from_table(dataset, prepared_dir, source_name)
 
 
 def validate_and_prepare(
@@ -51,8 +50,9 @@ def validate_and_prepare(
     duplicates: str = "warn",
     source_name: str | None = None,
     missing_class: str = "warn",
+    data: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both stages in one process, parsing the file once: (validation summary, manifest).
+    """Both stages in one process, reading the data once: (validation summary, manifest).
 
     The shards are written into a staging folder while the suite runs, and moved into
     place only if validation passes; otherwise the DataError propagates and
@@ -62,19 +62,22 @@ def validate_and_prepare(
     from pipeline.data.validation import start_loading_gx, validate_table
 
     start_loading_gx()
-    table = read_fer_csv(raw)
+    dataset = read_dataset(raw, data)
     with atomic_dir(prepared_dir) as staging, ThreadPoolExecutor(1) as pool:
         # Only a table that passes validation has every row valid; an invalid one makes
         # split_arrays raise in the thread, and validation's own error wins below.
         writing = pool.submit(
-            lambda: write_shards_into(staging, table.split_arrays(), _source(table, source_name))
+            lambda: write_shards_into(
+                staging, dataset.split_arrays(), dataset.source(source_name), dataset.names
+            )
         )
         summary = validate_table(
-            table,
+            dataset.table,
             report_dir,
             duplicates=duplicates,
             source_name=source_name,
             missing_class=missing_class,
+            ferplus=dataset.ferplus,
         )
         manifest = writing.result()
     return summary, manifest

@@ -1,4 +1,4 @@
-"""What a FER2013 table holds: rows and classes per split, duplicate images.
+"""What a FER2013 table (or a folder dataset) holds: rows and classes per split, duplicate images.
 
 These figures go into the validation summary (`summary.json`, a DVC metric, so
 `dvc metrics diff` shows when the data changed) and the prepared manifest.
@@ -16,20 +16,24 @@ import numpy as np
 from pipeline.config import SPLITS
 from pipeline.data.errors import DataError
 from pipeline.data.fer_csv import FerTable
+from pipeline.data.ferplus import FerPlusLabels
+from pipeline.data.image_folder import FolderTable
 from pipeline.data.shards import class_counts
 
 #: File names inside the validation report folder (`paths.validation`).
 SUMMARY_JSON = "summary.json"
 
 
-def split_profile(table: FerTable) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def split_profile(
+    table: FerTable | FolderTable,
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Rows per split and classes per split (rows with an unknown Usage are left out)."""
     rows = {"total": len(table)}
     classes = {}
     for i, split in enumerate(SPLITS):
         in_split = table.split_index == i
         rows[split] = int(in_split.sum())
-        classes[split] = class_counts(table.labels[in_split])
+        classes[split] = class_counts(table.labels[in_split], table.names)
     return rows, classes
 
 
@@ -79,11 +83,20 @@ def read_summary(report_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def require_validated(report_dir: str | Path, table: FerTable) -> dict[str, Any]:
-    """The validation summary of this very file (same sha256) that passed; else DataError."""
+def require_validated(
+    report_dir: str | Path, table: FerTable | FolderTable, ferplus: FerPlusLabels | None = None
+) -> dict[str, Any]:
+    """The validation summary of this very data (same sha256, same FER+ votes) that
+    passed; else DataError."""
     summary = read_summary(report_dir)
     path = Path(report_dir) / SUMMARY_JSON
     validated = str(summary.get("source", {}).get("sha256", "?"))
+    votes = (summary.get("ferplus") or {}).get("sha256")
+    if (ferplus.sha256 if ferplus is not None else None) != votes:
+        raise DataError(
+            f"{path} was written for other FER+ labels (data.ferplus); run `dvc repro "
+            "validate` first"
+        )
     if validated != table.sha256:
         raise DataError(
             f"{path} describes another file (sha256 {validated[:12]}...), not {table.path} "

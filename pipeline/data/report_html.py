@@ -14,8 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.config import LABELS, SPLITS
+from pipeline.config import SPLITS
 from pipeline.data.fer_csv import USAGES, FerTable
+from pipeline.data.image_folder import FolderTable
 
 _FACES_PER_CLASS = 10
 _STYLE = """
@@ -38,17 +39,19 @@ def png_bytes(gray: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def face_grid(table: FerTable, per_class: int = _FACES_PER_CLASS) -> np.ndarray | None:
+def face_grid(
+    table: FerTable | FolderTable, per_class: int = _FACES_PER_CLASS
+) -> np.ndarray | None:
     """The first `per_class` valid faces of each class, one class per row (blank if fewer)."""
     valid = table.valid
     if not valid.any():
         return None
-    size = table.parsed.images.shape[1]
-    grid = np.full((len(LABELS) * size, per_class * size), 255, np.uint8)
-    for c in range(len(LABELS)):
+    size = table.images.shape[1]
+    grid = np.full((len(table.names) * size, per_class * size), 255, np.uint8)
+    for c in range(len(table.names)):
         rows = np.flatnonzero(valid & (table.labels == c))[:per_class]
         for j, r in enumerate(rows):
-            grid[c * size : (c + 1) * size, j * size : (j + 1) * size] = table.parsed.images[r]
+            grid[c * size : (c + 1) * size, j * size : (j + 1) * size] = table.images[r]
     return grid
 
 
@@ -62,8 +65,7 @@ def _class_bars(classes: dict[str, dict[str, int]]) -> str:
         top = max(counts.values(), default=0) or 1
         parts.append(f'<text x="0" y="{y + 11}" font-weight="bold">{split}</text>')
         y += 16
-        for name in LABELS:
-            n = counts.get(name, 0)
+        for name, n in counts.items():
             w = (width - label_w - 60) * n / top
             parts.append(
                 f'<text x="0" y="{y + 10}">{name}</text>'
@@ -76,7 +78,33 @@ def _class_bars(classes: dict[str, dict[str, int]]) -> str:
     return f'<svg width="{width}" height="{y}" role="img" aria-label="classes">{body}</svg>'
 
 
-def render(summary: dict[str, Any], table: FerTable) -> str:
+def _ferplus_section(ferplus: dict[str, Any] | None) -> str:
+    """FER+ labels (data.ferplus): kept faces per class and split, dropped ones per reason."""
+    if not ferplus:
+        return ""
+    dropped = "".join(
+        f"<tr><td>{split}</td>" + "".join(f"<td>{n:,}</td>" for n in reasons.values()) + "</tr>"
+        for split, reasons in ferplus["dropped"].items()
+    )
+    reasons = next(iter(ferplus["dropped"].values()))
+    return (
+        f"<h2>FER+ labels ({html.escape(ferplus['mode'])})</h2>"
+        f"<p>Votes file {html.escape(ferplus['file'])}, sha256 <code>{ferplus['sha256']}</code>."
+        " Faces kept, per class (the label set training and evaluation use):</p>"
+        + _class_bars(ferplus["classes"])
+        + "<p>Faces left out, per reason:</p><table><tr><th>split</th>"
+        + "".join(f"<th>{html.escape(r)}</th>" for r in reasons)
+        + f"</tr>{dropped}</table>"
+    )
+
+
+def _numbering(table: FerTable | FolderTable) -> str:
+    if isinstance(table, FerTable):
+        return "Rows are numbered from 1 below the header: row N is line N + 1."
+    return "Each row is one image file, named by its path in the folder."
+
+
+def render(summary: dict[str, Any], table: FerTable | FolderTable) -> str:
     """The page for `summary` (from `validation.summarize`) of `table`."""
     esc = html.escape
     ok = summary["success"]
@@ -111,19 +139,19 @@ def render(summary: dict[str, Any], table: FerTable) -> str:
         '<img class="faces" alt="sample faces, one class per row" src="data:image/png;base64,'
         + base64.b64encode(png_bytes(grid)).decode()
         + '">'
-        + f"<p>Rows, top to bottom: {', '.join(LABELS)}.</p>"
+        + f"<p>Rows, top to bottom: {', '.join(table.names)}.</p>"
         if grid is not None
         else "<p>No valid rows to show.</p>"
     )
     e = summary["expectations"]
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>FER2013 validation</title>
+<html lang="en"><head><meta charset="utf-8"><title>Data validation</title>
 <style>{_STYLE}</style></head><body>
 <h1>Validation of {esc(summary["source"]["file"])}</h1>
 {verdict}
 <p>{e["evaluated"]} Great Expectations checks: {e["failed"]} failed, {e["warnings"]} warning(s).
 sha256 <code>{summary["source"]["sha256"]}</code>, {summary["source"]["bytes"]:,} bytes.
-Rows are numbered from 1 below the header: row N is line N + 1.</p>
+{_numbering(table)}</p>
 {problems}
 {warnings}
 <h2>Rows per split</h2>
@@ -131,6 +159,7 @@ Rows are numbered from 1 below the header: row N is line N + 1.</p>
 <tr><td>all rows</td><td>{rows["total"]:,}</td></tr></table>
 <h2>Classes per split</h2>
 {_class_bars(summary["classes"])}
+{_ferplus_section(summary.get("ferplus"))}
 <h2>Duplicates</h2>
 {duplicates}
 <h2>Sample faces</h2>

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.config import IMAGE_SIZE, LABELS, NUM_CLASSES, SPLIT_OF_USAGE, SPLITS
+from pipeline.config import IMAGE_SIZE, LABELS, NUM_CLASSES, SPLITS, USAGE_OF_SPLIT
 from pipeline.data.fer_csv import encode_fer_csv
-from pipeline.data.pixels import format_pixel_rows
 from pipeline.io import atomic_path
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 #: Share of each class (LABELS order): loosely FER2013's imbalance (happy most common,
 #: disgust rare), with disgust raised from 1.5% to 5% so that it can be learnt from a few
@@ -55,7 +54,6 @@ _JITTER = np.array([0.012, 0.02, 0.02, 0.025, 0.02, 0.01, 0.012, 0.15, 0.2], np.
 _NEUTRAL = _EXPRESSION[LABELS.index("neutral")]
 assert _EXPRESSION.shape == (NUM_CLASSES, len(_FEATURES))
 
-_USAGE_OF_SPLIT = {split: usage for usage, split in SPLIT_OF_USAGE.items()}
 _BATCH = 512
 
 
@@ -261,18 +259,8 @@ def _rows_in_file_order(rows, seed):
     arrays = make_synthetic_arrays(rows, seed)
     images = np.concatenate([arrays[s][0] for s in SPLITS])
     labels = np.concatenate([arrays[s][1] for s in SPLITS])
-    usages = [_USAGE_OF_SPLIT[s] for s in SPLITS for _ in range(len(arrays[s][1]))]
+    usages = [USAGE_OF_SPLIT[s] for s in SPLITS for _ in range(len(arrays[s][1]))]
     return images, labels, usages
-
-
-def make_synthetic_frame(rows: int | Mapping[str, int], seed: int = 0) -> pd.DataFrame:
-    """A FER2013-like DataFrame (emotion int, pixels str, Usage str), in the real file's order:
-    Training rows, then PublicTest, then PrivateTest."""
-    import pandas as pd
-
-    images, labels, usages = _rows_in_file_order(rows, seed)
-    pixels = [p.decode() for p in format_pixel_rows(images)]
-    return pd.DataFrame({"emotion": labels, "pixels": pixels, "Usage": usages})
 
 
 def write_synthetic_csv(path: str | Path, rows: int | Mapping[str, int], seed: int = 0) -> Path:

@@ -1,9 +1,13 @@
-"""Validate a FER2013 table with a Great Expectations suite and write the reports.
+"""Validate a FER2013 table or a folder dataset with Great Expectations; write the reports.
 
 Pixel cells are 9 kB strings: asking GX to regex-match 36,000 of them would take longer
 than everything else here together. So the reader derives, per row and vectorised, how many
 values the cell holds and how many are not integers 0-255 (`pipeline.data.pixels`), and the
 suite puts its expectations on those columns next to the raw `emotion` and `Usage` cells.
+
+A folder dataset (`pipeline.data.image_folder`) gets its own suite over one row per image
+file: it decodes, its split and class are known, its image is not a duplicate; class counts
+and missing classes per split are summarised as for the CSV.
 
 Reports written into the report folder (`paths.validation`):
 
@@ -13,6 +17,10 @@ Reports written into the report folder (`paths.validation`):
 - result.json    the GX validation result
 - data_docs/     GX Data Docs (offline they render unstyled: they load CSS from a CDN)
 
+Every report is byte-identical when the same data is validated again (DVC hashes them, and
+`dvc repro` must leave dvc.lock alone): GX's run times, run ids and random element ids are
+replaced by fixed values (`deterministic_result`, `normalise_data_docs`).
+
 Great Expectations takes about 2 s to import: `start_loading_gx()` begins that in a thread
 so that it overlaps reading and parsing the CSV.
 """
@@ -20,6 +28,7 @@ so that it overlaps reading and parsing the CSV.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from concurrent.futures import Future
@@ -33,7 +42,9 @@ import pandas as pd
 from pipeline.config import NUM_CLASSES, PIXELS_PER_IMAGE, SPLITS
 from pipeline.data import profile, report_html
 from pipeline.data.errors import DataError, preview
-from pipeline.data.fer_csv import USAGES, FerTable, read_fer_csv
+from pipeline.data.fer_csv import USAGES, FerTable
+from pipeline.data.ferplus import FerPlusLabels
+from pipeline.data.image_folder import FolderTable
 from pipeline.data.pixels import describe_pixel_problem
 from pipeline.io import atomic_dir, write_json, write_text
 
@@ -48,6 +59,7 @@ DATA_DOCS = "data_docs"
 OUTPUTS: tuple[str, ...] = (RESULT_JSON, SUMMARY_JSON, SUMMARY_HTML, DATA_DOCS)
 
 SUITE_NAME = "fer2013_csv"
+FOLDER_SUITE_NAME = "image_folder"
 EXAMPLE_ROWS = 5
 DUPLICATE_POLICIES = ("warn", "fail")
 #: `validate.missing_class`: a split without any row of a class is always reported;
@@ -106,6 +118,49 @@ def validation_frame(table: FerTable, fingerprints: np.ndarray) -> pd.DataFrame:
     )
 
 
+def folder_frame(table: FolderTable, fingerprints: np.ndarray) -> pd.DataFrame:
+    """One row per image file: its number, path, split, class and whether it decodes."""
+    return pd.DataFrame(
+        {
+            "row": np.arange(1, len(table) + 1),
+            "file": list(table.files),
+            "split": [SPLITS[i] for i in table.split_index],
+            "class": [table.names[i] for i in table.labels],
+            "readable": table.usable.astype(np.int64),
+            "image_fingerprint": pd.Series(fingerprints, dtype="Int64").mask(~table.usable),
+        }
+    )
+
+
+def build_folder_suite(gx: ModuleType, names: list[str]) -> Any:
+    """The folder-dataset suite: files decode, splits and classes known, no duplicates."""
+    gxe = gx.expectations
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, description="the folder has images"),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="readable",
+            min_value=1,
+            max_value=1,
+            description="every image file decodes (PNG, JPEG, BMP or WebP)",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="class", value_set=names, description="every class is one of train's"
+        ),
+        gxe.ExpectColumnDistinctValuesToContainSet(
+            column="split", value_set=list(SPLITS), description="every split has images"
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="image_fingerprint",
+            severity="warning",
+            description="no image appears twice (a warning)",
+        ),
+    ]
+    suite = gx.ExpectationSuite(name=FOLDER_SUITE_NAME)
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    return suite
+
+
 def build_suite(gx: ModuleType) -> Any:
     """The FER2013 suite: one expectation per rule in the issue, duplicates as a warning."""
     gxe = gx.expectations
@@ -147,8 +202,10 @@ def build_suite(gx: ModuleType) -> Any:
     return suite
 
 
-def run_suite(frame: pd.DataFrame, docs_dir: Path) -> Any:
-    """Run the suite on `frame` in an ephemeral GX context; Data Docs go to `docs_dir`."""
+def run_suite(frame: pd.DataFrame, docs_dir: Path, names: list[str] | None = None) -> Any:
+    """Run the suite on `frame` in an ephemeral GX context; Data Docs go to `docs_dir`.
+
+    `names`: a folder dataset's class names (its suite); None for a FER2013 CSV."""
     gx = _gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -167,9 +224,9 @@ def run_suite(frame: pd.DataFrame, docs_dir: Path) -> Any:
         .add_dataframe_asset("csv_rows")
         .add_batch_definition_whole_dataframe("all_rows")
     )
-    suite = context.suites.add(build_suite(gx))
+    suite = context.suites.add(build_suite(gx) if names is None else build_folder_suite(gx, names))
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="fer2013_csv_rows", data=batch, suite=suite)
+        gx.ValidationDefinition(name=f"{suite.name}_rows", data=batch, suite=suite)
     )
     context.add_data_docs_site(
         site_name="report",
@@ -190,8 +247,50 @@ def run_suite(frame: pd.DataFrame, docs_dir: Path) -> Any:
             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["row"]},
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_id = RunIdentifier(run_name=DOCS_RUN_NAME, run_time=DOCS_RUN_TIME)
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+    normalise_data_docs(docs_dir)
     return next(iter(result.run_results.values()))
+
+
+#: What GX stamps on each run: the validation result's keys whose values are run times or
+#: random ids, nulled in result.json. The Data Docs run is given a fixed run id instead.
+_RUN_KEYS = frozenset(
+    {"id", "run_time", "ge_load_time", "checkpoint_id", "validation_id", "validation_time"}
+)
+#: Data Docs run name and time: fixed, so the page paths and their text are too.
+DOCS_RUN_NAME = "validate"
+DOCS_RUN_TIME = "2013-01-01T00:00:00+00:00"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# The logo URL carries the render time (`?d=20261205T061943.443213Z`); batch markers the
+# load time in the same form.
+_STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
+
+
+def deterministic_result(value: Any) -> Any:
+    """A GX result dict with run times and random ids nulled (see `_RUN_KEYS`)."""
+    if isinstance(value, dict):
+        return {k: None if k in _RUN_KEYS else deterministic_result(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deterministic_result(v) for v in value]
+    return value
+
+
+def normalise_data_docs(docs_dir: Path) -> None:
+    """Make the Data Docs pages the same on every run of the same data: random element
+    ids become numbers in order of appearance, render and load times a fixed stamp."""
+    fixed_stamp = DOCS_RUN_TIME[:10].replace("-", "") + "T000000.000000Z"
+    for page in sorted(Path(docs_dir).rglob("*.html")):
+        text = _number_ids(page.read_text(encoding="utf-8"))
+        page.write_text(_STAMP.sub(fixed_stamp, text), encoding="utf-8")
+
+
+def _number_ids(text: str) -> str:
+    """Each distinct UUID in `text` -> id1, id2, ... in order of first appearance."""
+    numbers: dict[str, str] = {}
+    return _UUID.sub(lambda m: numbers.setdefault(m[0], f"id{len(numbers) + 1}"), text)
 
 
 def _rows_of(result: Any) -> list[int]:
@@ -201,6 +300,10 @@ def _rows_of(result: Any) -> list[int]:
 def _explain(table: FerTable, column: str, row: int) -> str:
     """Why `row` (1-based) fails the check on `column`, from its raw cell."""
     i = row - 1
+    if isinstance(table, FolderTable):
+        if column == "readable":
+            return "OpenCV cannot decode it as an image; replace or remove the file"
+        return f"its {column} breaks the rule"
     if table.emotion[i].as_py() is None and table.pixels[i].as_py() is None:
         return "the line is blank; remove it"
     if column == "emotion":
@@ -246,17 +349,18 @@ _MISSING_CLASS_EFFECT = {
     "train": "the model cannot learn it",
     "val": "model selection cannot see it",
     "test": (
-        f"its test F1 is 0 by definition, so macro F1 cannot exceed {NUM_CLASSES - 1}/"
-        f"{NUM_CLASSES}; set validate.missing_class: fail to stop on this"
+        "its test F1 is 0 by definition, so macro F1 cannot exceed {cap}; set "
+        "validate.missing_class: fail to stop on this"
     ),
 }
 
 
-def _missing_class_warnings(missing: dict[str, list[str]]) -> list[str]:
+def _missing_class_warnings(missing: dict[str, list[str]], classes: int) -> list[str]:
     usage_of = dict(zip(SPLITS, USAGES, strict=True))
+    cap = f"{classes - 1}/{classes}"
     return [
         f"split {split} ({usage_of[split]}) has no rows of class {', '.join(names)}: "
-        + _MISSING_CLASS_EFFECT[split]
+        + _MISSING_CLASS_EFFECT[split].format(cap=cap)
         for split, names in missing.items()
         if names
     ]
@@ -267,6 +371,10 @@ def _problem(table: FerTable, result: Any) -> dict[str, Any]:
     config = result.expectation_config
     check = config.description or config.type
     column = config.kwargs.get("column", "")
+    if config.type == "expect_column_distinct_values_to_contain_set" and isinstance(
+        table, FolderTable
+    ):
+        return {"check": check, "rows": 0, "examples": ["a split has no images"]}
     if config.type == "expect_column_distinct_values_to_contain_set":
         counts = np.bincount(table.split_index[table.split_index >= 0], minlength=len(USAGES))
         missing = [u for u, n in zip(USAGES, counts, strict=True) if n == 0]
@@ -302,11 +410,13 @@ def summarize(
     duplicates: str,
     source_name: str,
     missing_class: str = "warn",
+    ferplus: FerPlusLabels | None = None,
 ) -> dict[str, Any]:
     """The deterministic summary (summary.json): no timestamps, no run ids."""
     rows, classes = profile.split_profile(table)
+    folder = isinstance(table, FolderTable)
     missing = missing_classes(classes)
-    dups = profile.find_duplicates(fingerprints, table.split_index, table.parsed.valid)
+    dups = profile.find_duplicates(fingerprints, table.split_index, table.usable)
     failed = [r for r in result.results if not r.success]
     critical = [r for r in failed if str(r.expectation_config.severity.value) == "critical"]
     problems = [_problem(table, r) for r in critical]
@@ -326,12 +436,13 @@ def summarize(
             {
                 "check": "every class has test rows (validate.missing_class: fail)",
                 "rows": 0,
-                "examples": _missing_class_warnings({"test": missing["test"]}),
+                "examples": _missing_class_warnings({"test": missing["test"]}, len(table.names)),
             }
         )
     return {
         "source": {"file": source_name, "sha256": table.sha256, "bytes": table.size_bytes},
         "success": not problems,
+        "labels": list(table.names),
         "rows": rows,
         "classes": classes,
         "missing_classes": missing,
@@ -342,7 +453,9 @@ def summarize(
             "warnings": len(failed) - len(critical),
         },
         "problems": problems,
-        "warnings": _missing_class_warnings(missing),
+        "warnings": _missing_class_warnings(missing, len(table.names)),
+        **({"val_from_train": int(table.from_train.sum())} if folder else {}),
+        **({"ferplus": ferplus.profile(table)} if ferplus is not None else {}),
     }
 
 
@@ -369,11 +482,12 @@ def failure_message(summary: dict[str, Any], report_dir: Path) -> str:
 
 
 def validate_table(
-    table: FerTable,
+    table: FerTable | FolderTable,
     report_dir: str | Path,
     duplicates: str = "warn",
     source_name: str | None = None,
     missing_class: str = "warn",
+    ferplus: FerPlusLabels | None = None,
 ) -> dict[str, Any]:
     """Run the suite on `table`, write the reports to `report_dir`, return the summary.
 
@@ -395,14 +509,14 @@ def validate_table(
             f"validate.missing_class must be one of {MISSING_CLASS_POLICIES}, got {missing_class!r}"
         )
     report_dir = Path(report_dir)
-    fingerprints = profile.image_fingerprints(table.parsed.images)
-    frame = validation_frame(table, fingerprints)
+    fingerprints = profile.image_fingerprints(table.images)
+    folder = isinstance(table, FolderTable)
+    frame = folder_frame(table, fingerprints) if folder else validation_frame(table, fingerprints)
     with atomic_dir(report_dir / DATA_DOCS) as docs_dir:
-        result = run_suite(frame, docs_dir)
-    summary = summarize(
-        table, result, fingerprints, duplicates, source_name or str(table.path), missing_class
-    )
-    write_json(report_dir / RESULT_JSON, result.to_json_dict())
+        result = run_suite(frame, docs_dir, list(table.names) if folder else None)
+    name = source_name or str(table.path)
+    summary = summarize(table, result, fingerprints, duplicates, name, missing_class, ferplus)
+    write_json(report_dir / RESULT_JSON, deterministic_result(result.to_json_dict()))
     write_json(report_dir / SUMMARY_JSON, summary)
     write_text(report_dir / SUMMARY_HTML, report_html.render(summary, table))
     if not summary["success"]:
@@ -416,14 +530,19 @@ def validate_csv(
     duplicates: str = "warn",
     source_name: str | None = None,
     missing_class: str = "warn",
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Read `raw` and validate it (`validate_table`): what the validate stage does."""
-    start_loading_gx()  # the ~2 s import overlaps reading the CSV
-    table = read_fer_csv(raw)
+    """Read `raw` (a CSV or an image folder; `data`: params.yaml's data section) and
+    validate it (`validate_table`): what the validate stage does."""
+    from pipeline.data.source import read_dataset
+
+    start_loading_gx()  # the ~2 s import overlaps reading the data
+    dataset = read_dataset(raw, data)
     return validate_table(
-        table,
+        dataset.table,
         report_dir,
         duplicates=duplicates,
         source_name=source_name,
         missing_class=missing_class,
+        ferplus=dataset.ferplus,
     )

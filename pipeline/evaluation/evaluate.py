@@ -6,10 +6,13 @@ a failure leaves the previous ones intact:
 
 - `metrics.json`, the headline numbers DVC shows and diffs: `{"test": {"accuracy",
   "macro_f1"}}`, plus `"test_tta"` with TTA on, and `"test_ensemble"` (`"test_ensemble_tta"`)
-  when the `ensemble` stage trained members (accuracy only: `dvc metrics show` stays narrow);
-- in the eval folder: `confusion.json` (one `{"actual", "predicted"}` record per image, for
-  DVC's confusion plot), `confusion.png`, `per_class.json` (precision, recall, F1 and support
-  per class), `per_class.png`, and `summary.json` (every evaluation's accuracy, macro F1, n).
+  when the `ensemble` stage trained members (accuracy only: `dvc metrics show` stays narrow),
+  and `"machines"`: the machine that scored (pipeline.machine; a list, which DVC's tables
+  skip, so they stay numeric while the file says where its numbers were made);
+- in the eval folder: `confusion.json` (one `{"actual", "predicted", "actual_index",
+  "predicted_index"}` record per image, for DVC's confusion plot), `confusion.png`,
+  `per_class.json` (precision, recall, F1 and support per class, in label order),
+  `per_class.png`, and `summary.json` (every evaluation's accuracy, macro F1, n).
 
 This is the only place that reads the test split; model selection happened on `val`.
 """
@@ -22,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import LABELS
-from pipeline.data.shards import load_split
+from pipeline.data.shards import label_names, load_split
 from pipeline.errors import StageError
 from pipeline.evaluation.metrics import classes_without_support, classification_metrics
 from pipeline.evaluation.plots import plot_confusion, plot_per_class
-from pipeline.evaluation.predictors import Predictor, load_predictor
+from pipeline.evaluation.predictors import OnnxPredictor, Predictor, load_predictor
 from pipeline.evaluation.tta import predict_tta
 from pipeline.io import atomic_dir, write_json
+from pipeline.machine import machines_entry
 
 CONFUSION_JSON = "confusion.json"
 CONFUSION_PNG = "confusion.png"
@@ -56,10 +59,50 @@ def predict_views(predict: Predictor, images: np.ndarray, params: dict[str, Any]
     return probs
 
 
+def shared_classes(
+    predict: Predictor, names: Sequence[str], images: np.ndarray, labels: np.ndarray
+) -> tuple[Predictor, tuple[str, ...], np.ndarray, np.ndarray, str | None]:
+    """Score a model on data whose label set may differ from the model's, by class name.
+
+    A network trained on this data has its label set. An ONNX model has its own (its
+    labels.json): the evaluation then keeps the classes both know, in the data's order,
+    leaves out the test images of the others, and lets the model choose among the shared
+    classes only (e.g. the FER2013 model on FER+ labels: seven classes, contempt left out).
+    Returns (predictor, names, images, labels, note or None).
+    """
+    model_names = predict.spec.labels if isinstance(predict, OnnxPredictor) else tuple(names)
+    if tuple(model_names) == tuple(names):
+        return predict, tuple(names), images, labels, None
+    shared = tuple(n for n in names if n in model_names)
+    if len(shared) < 2:
+        raise StageError(
+            f"the model's classes ({', '.join(model_names)}) and the data's "
+            f"({', '.join(names)}) share fewer than two names; nothing to score"
+        )
+    data_index = np.array([list(names).index(n) for n in shared])
+    keep = np.isin(labels, data_index)
+    remap = np.full(len(names), -1, np.int64)
+    remap[data_index] = np.arange(len(shared))
+    columns = [list(model_names).index(n) for n in shared]
+    left = [n for n in names if n not in shared]
+    note = (
+        f"scoring the {len(shared)} classes the model and the data share; "
+        f"{int((~keep).sum()):,} test images of {', '.join(left) or 'no other class'} left out"
+    )
+    return (
+        lambda faces: predict(faces)[:, columns],
+        shared,
+        images[keep],
+        remap[labels[keep]],
+        note,
+    )
+
+
 def evaluate_model(
     predict: Predictor,
     images: np.ndarray,
     labels: np.ndarray,
+    names: Sequence[str],
     params: dict[str, Any],
     members: Sequence[Predictor] = (),
 ) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
@@ -81,12 +124,12 @@ def evaluate_model(
     results = {}
     for name, p in probs.items():
         predictions = p.argmax(axis=1)
-        results[name] = (classification_metrics(labels, predictions), predictions)
+        results[name] = (classification_metrics(labels, predictions, names), predictions)
     return results
 
 
 def headline(results: dict[str, tuple[dict[str, Any], np.ndarray]]) -> dict[str, Any]:
-    """metrics.json's content: a few numbers per evaluation, rounded (see HEADLINE_KEYS)."""
+    """metrics.json's numbers: a few per evaluation, rounded (see HEADLINE_KEYS)."""
     return {
         name: {key: round(metrics[key], 6) for key in HEADLINE_KEYS.get(name, VARIANT_KEYS)}
         for name, (metrics, _) in results.items()
@@ -98,12 +141,16 @@ def write_reports(
     labels: np.ndarray,
     metrics_path: str | Path,
     eval_dir: str | Path,
+    names: Sequence[str],
 ) -> None:
-    """Write metrics.json and the eval folder (see the module docstring)."""
+    """Write metrics.json and the eval folder (see the module docstring); `names` is the
+    label set, in class-index order."""
     metrics, predictions = results["test"]
     with atomic_dir(eval_dir) as tmp:
+        # The class indices ride along so DVC's confusion template (.dvc/plots/
+        # confusion_fer.json) draws any label set in its own order.
         records = [
-            {"actual": LABELS[a], "predicted": LABELS[p]}
+            {"actual": names[a], "predicted": names[p], "actual_index": a, "predicted_index": p}
             for a, p in zip(labels.tolist(), predictions.tolist(), strict=True)
         ]
         write_json(tmp / CONFUSION_JSON, records)
@@ -117,15 +164,16 @@ def write_reports(
                     for k in ("accuracy", "macro_f1", "n")
                 }
                 for name, (m, _) in results.items()
-            },
+            }
+            | {"machines": machines_entry("evaluate")},
         )
         accuracy, macro_f1 = metrics["accuracy"], metrics["macro_f1"]
         title = f"test split: accuracy {accuracy:.1%}, macro F1 {macro_f1:.3f}"
-        plot_confusion(np.array(metrics["confusion"]), LABELS, tmp / CONFUSION_PNG, title=title)
+        plot_confusion(np.array(metrics["confusion"]), names, tmp / CONFUSION_PNG, title=title)
         absent = classes_without_support(metrics)
         note = f"\nno test images of {', '.join(absent)} (F1 0)" if absent else ""
         plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}{note}")
-    write_json(metrics_path, headline(results))
+    write_json(metrics_path, {**headline(results), "machines": machines_entry("evaluate")})
 
 
 def run_evaluation(
@@ -148,17 +196,21 @@ def run_evaluation(
         raise StageError(f"{prepared_dir}: the test split is empty; nothing to evaluate")
     settings = params.get("evaluate", {})
     batch_size = int(settings.get("batch_size", 512))
-    predict = load_predictor(model_path, batch_size)
+    predict, names, images, labels, note = shared_classes(
+        load_predictor(model_path, batch_size), label_names(prepared_dir), images, labels
+    )
+    if note:
+        print(f"evaluate: {note}")
     members = (
         [load_predictor(f, batch_size) for f in member_files(ensemble_dir)] if ensemble_dir else []
     )
-    results = evaluate_model(predict, images, labels, settings, members)
-    write_reports(results, labels, metrics_path, eval_dir)
+    results = evaluate_model(predict, images, labels, names, settings, members)
+    write_reports(results, labels, metrics_path, eval_dir, names)
     absent = classes_without_support(results["test"][0])
     if absent:
         print(
             f"evaluate: warning: the test split has no images of {', '.join(absent)}: "
             f"{'its' if len(absent) == 1 else 'their'} F1 is 0 by definition, so macro F1 "
-            f"cannot exceed {len(LABELS) - len(absent)}/{len(LABELS)}"
+            f"cannot exceed {len(names) - len(absent)}/{len(names)}"
         )
     return headline(results)

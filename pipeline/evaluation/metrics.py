@@ -2,7 +2,7 @@
 
 Every class of `labels` is scored, present or not (`zero_division=0`: a class never
 predicted has precision 0, a class absent from the labels recall 0), so macro F1 is the
-unweighted mean over all seven classes.
+unweighted mean over every class of the label set.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
-
-from pipeline.config import LABELS
 
 
 def _check(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> None:
@@ -34,7 +32,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str] = LABELS
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:
     """Accuracy, macro F1, n and per-class precision/recall/F1/support, plus the matrix.
 

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.model_spec import ModelSpec
+from pipeline.model_spec import ModelSpec, read_spec
+
+#: The contract file the export stage writes beside every ONNX model.
+SPEC_FILE = "labels.json"
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -40,7 +43,7 @@ class OnnxPredictor:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: ONNX model not found")
-        self.spec = spec or ModelSpec()
+        self.spec = spec or onnx_spec(self.path)
         self.batch_size = batch_size
         options = ort.SessionOptions()
         options.log_severity_level = 3  # ONNX Runtime's own warnings are not the user's concern
@@ -66,11 +69,21 @@ class OnnxPredictor:
         )
 
 
+def onnx_spec(path: str | Path, labels: tuple[str, ...] | None = None) -> ModelSpec:
+    """How to feed the ONNX model `path`: its own labels.json (beside it) if it has one, so
+    a model exported for `scale: 1/255` or NCHW is fed that way; else the pipeline's own
+    contract (what the export stage writes) for `labels` (default FER2013's)."""
+    own = Path(path).parent / SPEC_FILE
+    if own.is_file():
+        return read_spec(own)
+    return ModelSpec(labels=labels) if labels else ModelSpec()
+
+
 def load_predictor(
     path: str | Path, batch_size: int = 512, spec: ModelSpec | None = None
 ) -> Predictor:
-    """A `.keras` network or an `.onnx` model fed as `spec` says (default: the pipeline's
-    own contract, the one the export stage writes to labels.json)."""
+    """A `.keras` network or an `.onnx` model fed as `spec` says (default: the model's own
+    labels.json, see `onnx_spec`)."""
     path = Path(path)
     if path.suffix == ".onnx":
         return OnnxPredictor(path, spec, batch_size)

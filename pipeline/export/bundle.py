@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import repo_path
-from pipeline.data.shards import load_split, read_manifest
+from pipeline.data.shards import label_names, load_split, read_manifest
 from pipeline.errors import StageError
-from pipeline.evaluation.predictors import OnnxPredictor
+from pipeline.evaluation.predictors import OnnxPredictor, onnx_spec
 from pipeline.export.model_card import CardInputs, ModelFile, read_json, render_model_card
 from pipeline.export.quantize import accept_int8, quantize_int8
 from pipeline.io import temp_dir, write_json
+from pipeline.machine import machines_entry
 from pipeline.model_spec import ModelSpec, write_spec
 from pipeline.training.provenance import RUN_FILE
 
@@ -67,7 +68,16 @@ def export_bundle(
             "export.trained_by to the record of the run that trained it"
         )
     weights = "float16" if settings["float16"] else "float32"
-    spec = ModelSpec(extra={"model": settings["model_name"], "weights": weights})
+    if adopt:
+        # Fed, calibrated and described as its own labels.json says (scale, layout, labels).
+        own = onnx_spec(model_path, label_names(prepared_dir))
+        spec = ModelSpec(own.labels, own.input, {**own.extra, "model": settings["model_name"]})
+    else:
+        # A network trained here: the pipeline's own input contract, the data's label set.
+        spec = ModelSpec(
+            labels=label_names(prepared_dir),
+            extra={"model": settings["model_name"], "weights": weights},
+        )
     test_images, test_labels = load_split(prepared_dir, "test")
     folder = Path(outputs["onnx"]).parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +102,10 @@ def export_bundle(
         summary = read_json(eval_dir / "summary.json")
         test = (summary or {}).get("test")
         write_spec(staged["labels"], _with_accuracy(spec, params, test, int8))
-        record = {"int8": {k: int8[k] for k in ("accuracy", "agreement")}}
+        record = {
+            "int8": {k: int8[k] for k in ("accuracy", "agreement")},
+            "machines": machines_entry("export"),
+        }
         write_json(staged["export_record"], record)
 
         files = [ModelFile(model_path if adopt else staged["onnx"], _float_what(settings, adopt))]
@@ -111,6 +124,12 @@ def export_bundle(
             parity=parity,
             int8=int8,
             pipeline_file=pipeline_file,
+            machines=[
+                *(run or {}).get("machines", []),
+                *(summary or {}).get("machines", []),
+                *record["machines"],
+            ],
+            labels=spec.labels,
         )
         staged["model_card"].write_text(render_model_card(card), encoding="utf-8")
 
@@ -140,7 +159,7 @@ def _with_accuracy(
             "images": test["n"],
             "source": paths["metrics"],
         }
-    return ModelSpec(extra={**spec.extra, "accuracy": accuracy})
+    return ModelSpec(spec.labels, spec.input, {**spec.extra, "accuracy": accuracy})
 
 
 def _float_what(settings: dict[str, Any], adopt: bool) -> str:

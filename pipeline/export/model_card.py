@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import LABELS, SPLITS
+from pipeline.config import SPLITS
 from pipeline.io import sha256_file
+from pipeline.machine import machine_line
 
 
 def read_json(path: str | Path | None) -> Any:
@@ -54,6 +55,10 @@ class CardInputs:
     parity: dict[str, Any] | None
     int8: dict[str, Any] | None
     pipeline_file: str = "dvc.yaml"
+    #: Where each step ran (records' `machines` entries: train, evaluate, export).
+    machines: list[dict[str, Any]] | None = None
+    #: The model's label set, in output order (labels.json).
+    labels: tuple[str, ...] = ()
 
 
 def _pct(value: Any) -> str:
@@ -79,8 +84,8 @@ def render_model_card(card: CardInputs) -> str:
     lines = [
         f"# Model card: {name}",
         "",
-        "Classifies a 48x48 grayscale face into one of seven emotions: "
-        + ", ".join(LABELS)
+        f"Classifies a 48x48 grayscale face into one of {len(card.labels)} classes: "
+        + ", ".join(card.labels)
         + f". Written by the `export` stage of the ferflow DVC pipeline (`{card.pipeline_file}`);"
         " every figure below is read from that pipeline's records, none is typed by hand.",
         "",
@@ -100,13 +105,14 @@ def render_model_card(card: CardInputs) -> str:
         *(f.row() for f in card.files),
         "",
         "Input: float32 NHWC batch `(N, 48, 48, 1)` of raw grayscale pixels 0..255 (the "
-        "rescaling is inside the model; `labels.json` states the contract). Output: 7 class "
-        "probabilities in label order.",
+        "rescaling is inside the model; `labels.json` states the contract). Output: "
+        f"{len(card.labels)} class probabilities in label order.",
         "",
         *_data_section(card, data_raw, synthetic),
         *_training_section(card),
         *_results_section(card),
         *_checks_section(card),
+        *_machines_section(card),
         *_use_section(card),
         *_limitations_section(synthetic),
     ]
@@ -196,6 +202,8 @@ def _results_section(card: CardInputs) -> list[str]:
     }
     lines += ["| model | accuracy | macro F1 | faces |", "| --- | --- | --- | --- |"]
     for key, entry in summary.items():
+        if not isinstance(entry, dict):  # `machines`: its own section
+            continue
         lines.append(
             f"| {names.get(key, key)} | {_pct(entry.get('accuracy'))} "
             f"| {entry.get('macro_f1', 0):.3f} | {entry.get('n'):,} |"
@@ -235,8 +243,9 @@ def _checks_section(card: CardInputs) -> list[str]:
     if card.int8:
         i = card.int8
         lines.append(
-            f"- int8 (static, QDQ, per-channel weights, calibrated on {i['calibration_images']} "
-            f"Training faces): {_pct(i['accuracy'])} vs float {_pct(i['float_accuracy'])} on "
+            "- int8 (static, QDQ, per-channel 7-bit weights, calibrated on "
+            f"{i['calibration_images']} Training faces): {_pct(i['accuracy'])} vs float "
+            f"{_pct(i['float_accuracy'])} on "
             f"{i['test_images']:,} test faces, same class on {_pct(i['agreement'])} of them "
             f"(accepted: at most {100 * i['max_drop']:.1f} points lost, at least "
             f"{i['min_agreement']:.0%} agreement)."
@@ -250,6 +259,26 @@ def _checks_section(card: CardInputs) -> list[str]:
                 "load; `benchmarks/bench_shipped_model.py` measures it again."
             )
     lines.append("")
+    return lines
+
+
+def _machines_section(card: CardInputs) -> list[str]:
+    lines = ["## Where these figures were made", ""]
+    steps = {m.get("stage"): m for m in card.machines or []}
+    if card.trained_by:
+        device = (card.run or {}).get("device") or "not recorded by the run"
+        lines.append(f"- train: an earlier run ({card.trained_by}); device {device}.")
+    for stage in ("train", "evaluate", "export"):
+        if stage in steps:
+            lines.append(f"- {stage}: {machine_line(steps[stage])}.")
+    lines += [
+        "",
+        "Float results repeat exactly on the same CPU kind and library versions; another kind "
+        "(AVX2 against AVX-512, say) sums in another order, and its float figures may differ "
+        'slightly (docs/pipelines.md, "Results per CPU kind"). The int8 file\'s weights '
+        "are 7-bit, so its integer arithmetic is exact on every CPU.",
+        "",
+    ]
     return lines
 
 

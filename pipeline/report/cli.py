@@ -87,15 +87,28 @@ def build_report(base: str, head: str, repo: str | Path = ".", out: Path | None 
             data, plot_warnings = dvc_diff.plots_diff(base, head, repo, dvc_images)
             warnings += plot_warnings
             labels = {rev: label for rev, label in ((base, base_label), (head, head_label))}
-            plots = render_plots(data, labels, staging)
+            plots, render_warnings = render_plots(data, labels, staging)
+            warnings += render_warnings
             written = sorted(p.name for p in staging.iterdir())
             (staging / PLOTS_RECORD).write_text(
                 json.dumps({"files": written}, indent=1) + "\n", encoding="utf-8"
             )
         for plot in plots:  # drawn in the staging folder, linked where it now is
             plot.images = {k: plots_dir / p.name for k, p in plot.images.items()}
+    metric_files = sorted({c.path for c in metrics})
+    kinds = (
+        dvc_diff.cpu_kinds(base, metric_files, repo),
+        dvc_diff.cpu_kinds(head, metric_files, repo),
+    )
     return render_report(
-        base_label, head_label, metrics, params, plots, warnings, out.parent if out else "."
+        base_label,
+        head_label,
+        metrics,
+        params,
+        plots,
+        warnings,
+        out.parent if out else ".",
+        cpu_kinds=kinds,
     )
 
 

@@ -133,6 +133,30 @@ def plots_diff(
     return data.get("data", {}), _relevant(warnings, head)
 
 
+def cpu_kinds(rev: str, paths: list[str], repo: str | Path) -> dict[str, str]:
+    """{metrics file: the CPU kind its `machines` entry names} at `rev` (pipeline.machine);
+    files without one (older records, other tools' metrics) are left out."""
+    from pipeline.machine import cpu_kind
+
+    kinds = {}
+    for path in paths:
+        if rev == WORKSPACE:
+            file = Path(repo) / path
+            text = file.read_text(encoding="utf-8") if file.is_file() else ""
+        else:
+            done = subprocess.run(
+                ["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True, text=True
+            )
+            text = done.stdout if done.returncode == 0 else ""
+        try:
+            machines = json.loads(text).get("machines") if text else None
+        except (json.JSONDecodeError, AttributeError):
+            machines = None
+        if isinstance(machines, list) and machines and isinstance(machines[-1], dict):
+            kinds[path] = cpu_kind(machines[-1])
+    return kinds
+
+
 def describe_revision(rev: str, repo: str | Path) -> str:
     """`rev` with its short commit id, e.g. `origin/main (1a2b3c4)`; the workspace as is."""
     if rev == WORKSPACE:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from pipeline.report.dvc_diff import Change
 from pipeline.report.plots import RenderedPlot
 
@@ -59,29 +61,55 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]
+) -> str:
+    """A GitHub Markdown (pipe) table; cells as given (numbers keep their formatting)."""
+    return tabulate(
+        [[_cell(c) for c in row] for row in rows],
+        headers=[_cell(h) for h in header],
+        tablefmt="pipe",
+        colalign=align,
+        disable_numparse=True,
+    )
+
+
 def _table(
     changes: Sequence[Change], base: str, head: str, kind: str, metric: bool, show_path: bool
 ) -> str:
     lead = ["Path"] if show_path else []
-    header = [*lead, kind, base, head, "Change"]
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
-    lines.append(
-        "|" + "|".join([" --- "] * len(lead) + [" --- ", " ---: ", " ---: ", " ---: "]) + "|"
-    )
-    for c in changes:
-        row = [f"`{c.path}`"] if lead else []
-        row += [
+    rows = [
+        [
+            *([f"`{c.path}`"] if lead else []),
             f"`{c.key}`",
             format_value(c.old, metric),
             format_value(c.new, metric),
             format_change(c, metric),
         ]
-        lines.append("| " + " | ".join(_cell(r) for r in row) + " |")
-    return "\n".join(lines)
+        for c in changes
+    ]
+    align = ["left"] * (len(lead) + 1) + ["right"] * 3
+    return _markdown_table([*lead, kind, base, head, "Change"], rows, align)
 
 
 def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
+
+
+def machine_note(base: dict[str, str], head: dict[str, str]) -> list[str]:
+    """A warning when a metrics file was made on different CPU kinds in base and head."""
+    differ = sorted(p for p in set(base) & set(head) if base[p] != head[p])
+    if not differ:
+        return []
+    lines = [
+        "> **Made on different CPU kinds.** Float kernels differ between CPU kinds, so these "
+        "files' metrics may move a little where nothing changed; each kind repeats its own "
+        "exactly. Compare results made on one kind, or rerun the base there "
+        '(docs/pipelines.md, "Results per CPU kind").',
+    ]
+    for path in differ:
+        lines.append(f"> - `{path}`: base `{base[path]}`, head `{head[path]}`")
+    return [*lines, ""]
 
 
 def render_report(
@@ -92,8 +120,10 @@ def render_report(
     plots: Sequence[RenderedPlot] | None,
     warnings: Sequence[str],
     markdown_dir: str | Path = ".",
+    cpu_kinds: tuple[dict[str, str], dict[str, str]] = ({}, {}),
 ) -> str:
     """The whole report. `plots` None means plots were not drawn (no output file was given).
+    `cpu_kinds`: {metrics file: CPU kind that made it} in base and head.
 
     Image links are relative to `markdown_dir`, the folder the Markdown file is written to.
     """
@@ -118,6 +148,7 @@ def render_report(
         out += ["No metrics found in either revision (are they declared in dvc.yaml?).", ""]
     if len(paths) == 1:
         out += [f"From `{paths[0]}`.", ""]
+    out += machine_note(*cpu_kinds)
     if unchanged:
         # The comment stays short; the unchanged values are one click away.
         out += [f"<details><summary>{len(unchanged)} unchanged</summary>", ""]
@@ -141,13 +172,11 @@ def render_report(
         if "" in plot.images:
             out += [f"![{plot.title}]({_relative(plot.images[''], markdown_dir)})", ""]
         else:
-            labels = list(plot.images)
-            out += ["| " + " | ".join(_cell(f"`{label}`") for label in labels) + " |"]
-            out += ["|" + "|".join([" --- "] * len(labels)) + "|"]
+            header = [f"`{label}`" for label in plot.images]
             cells = [
                 f"![{label}]({_relative(p, markdown_dir)})" for label, p in plot.images.items()
             ]
-            out += ["| " + " | ".join(cells) + " |", ""]
+            out += [_markdown_table(header, [cells], ["left"] * len(cells)), ""]
 
     if warnings:
         unique = list(dict.fromkeys(warnings))

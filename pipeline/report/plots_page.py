@@ -6,59 +6,27 @@ Vega plot silently disappears. `.dvc/config` names a page template instead
 file with the three scripts inlined. The page DVC fills from it (`dvc plots show`,
 `dvc plots diff`, any `-o` folder) is then self-contained.
 
-The scripts come from the `django-js-lib-vega-embed` wheel (no dependencies): the npm
-releases' `build/*.min.js` files, byte for byte, less their trailing source-map comment.
-Their SHA-256 is checked here, so a changed wheel is refused, never inlined.
+The scripts come from vl-convert-python, the Vega project's own package (it bundles Vega,
+Vega-Lite and Vega-Embed, offline): the same Vega that draws the report's PNGs
+(`plots.py`), so the page and the pull-request comment draw DVC's specs alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from pipeline.io import write_text
+from pipeline.report.plots import VEGA_LITE_VERSION
 
 #: The file `.dvc/config` names as `plots.html_template` (DVC resolves it against `.dvc/`).
 PAGE_TEMPLATE = "plots_page.html"
-#: The Python package that ships the scripts, and its folder holding them.
-SCRIPTS_PACKAGE = "js_lib_vega_embed"
-SCRIPTS_FOLDER = "static/js_lib_vega_embed"
-
-
-@dataclass(frozen=True)
-class Script:
-    name: str
-    version: str
-    file: str
-    sha256: str
-
-
-#: Vega-Lite 5 because DVC's templates declare the v5 schema; in load order.
-SCRIPTS: tuple[Script, ...] = (
-    Script(
-        "Vega",
-        "5.33.0",
-        "vega5.js",
-        "6a6c1e9978bd78435dfbb51344d1d536319262e70f2c569ca9764ce5acc203da",
-    ),
-    Script(
-        "Vega-Lite",
-        "5.23.0",
-        "vega-lite5.js",
-        "594f554cecafe6b992d51b7c00f4c0e5fc5f92114c7e1a641d2cf150f21cc60d",
-    ),
-    Script(
-        "Vega-Embed",
-        "6.29.0",
-        "vega-embed6.js",
-        "dbd49aff8999dfb12983cbcefeefb355ae72af68d7556ddcec12193a0eb46450",
-    ),
-)
+#: The package that bundles the scripts.
+SCRIPTS_PACKAGE = "vl-convert-python"
 
 # DVC replaces `{plot_divs}` and `{refresh_tag}`; `{scripts}` (its CDN tags) is left out
 # on purpose.
@@ -69,7 +37,9 @@ PAGE_HTML = """<!DOCTYPE html>
     {refresh_tag}
     <title>ferflow plots</title>
     <!-- Written by `ferflow plots-setup`: {versions}, inlined so the page needs no network. -->
+    <script type="text/javascript">
 {inline_scripts}
+    </script>
     <style>
         body { font-family: sans-serif; }
         table { border-spacing: 15px; }
@@ -86,37 +56,43 @@ class PlotsSetupError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def read_script(script: Script) -> str:
-    """The script's text from the installed package, after checking its SHA-256."""
+def versions() -> str:
+    """What the page inlines, e.g. `Vega 6.2.0, Vega-Lite 5.21, Vega-Embed 7.0.2 (...)`."""
+    vl_convert = _vl_convert()
+    return (
+        f"Vega {vl_convert.get_vega_version()}, Vega-Lite {VEGA_LITE_VERSION}, Vega-Embed "
+        f"{vl_convert.get_vega_embed_version()} ({SCRIPTS_PACKAGE} "
+        f"{metadata.version(SCRIPTS_PACKAGE)})"
+    )
+
+
+@cache
+def scripts() -> str:
+    """Vega, Vega-Lite and Vega-Embed as one classic script that sets `window.vegaEmbed`
+    (DVC's page calls it from inline scripts, so a deferred module would come too late).
+    Bundled by vl-convert on each call (seconds), hence cached."""
+    bundle = _vl_convert().javascript_bundle(vl_version=VEGA_LITE_VERSION)
+    if "</script" in bundle.lower():  # would end the inline <script> element early
+        raise PlotsSetupError(f"{SCRIPTS_PACKAGE}'s bundle contains '</script'; cannot inline it")
+    # Its own scope: the bundle's top-level names stay out of the page's globals.
+    return f"(() => {{\n{bundle}\n}})();"
+
+
+def _vl_convert():
     try:
-        data = (resources.files(SCRIPTS_PACKAGE) / SCRIPTS_FOLDER / script.file).read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError):
+        import vl_convert
+    except ImportError:
         raise PlotsSetupError(
-            f"{script.name} is not installed ({SCRIPTS_PACKAGE}/{SCRIPTS_FOLDER}/{script.file}"
-            " missing): install the pipeline extra, pip install -e '.[pipeline]'"
+            f"{SCRIPTS_PACKAGE} is not installed: install the pipeline extra, "
+            "pip install -e '.[pipeline]'"
         ) from None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != script.sha256:
-        raise PlotsSetupError(
-            f"{SCRIPTS_PACKAGE}/{SCRIPTS_FOLDER}/{script.file}: SHA-256 {digest} is not "
-            f"{script.name} {script.version}'s ({script.sha256}); refusing to inline it"
-        )
-    text = data.decode("utf-8")
-    if "</script" in text.lower():  # would end the inline <script> element early
-        raise PlotsSetupError(f"{script.file} contains '</script' and cannot be inlined")
-    return text
+    return vl_convert
 
 
 def page_template() -> str:
     """The HTML template for DVC, with Vega, Vega-Lite and Vega-Embed inlined."""
-    versions = ", ".join(f"{s.name} {s.version}" for s in SCRIPTS)
-    inline = "\n".join(
-        f'    <script type="text/javascript">/* {s.name} {s.version} */\n{read_script(s)}\n'
-        "    </script>"
-        for s in SCRIPTS
-    )
     # Not str.format: DVC's own fields must stay, and the scripts are full of braces.
-    return PAGE_HTML.replace("{versions}", versions).replace("{inline_scripts}", inline)
+    return PAGE_HTML.replace("{versions}", versions()).replace("{inline_scripts}", scripts())
 
 
 def dvc_root(start: Path) -> Path:

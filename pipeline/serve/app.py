@@ -21,11 +21,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.serve.engine import Engine
+from pipeline.serve.guard import BodyTimeout, OriginCheck, SecurityHeaders, content_security_policy
 from pipeline.serve.model_info import model_info
 from pipeline.serve.schemas import Error, Health, ModelInfo, Prediction
+from pipeline.serve.security import Security
 from pipeline.serve.stream import stream
 from pipeline.serve.uploads import FORMATS, ImageRejected
 
@@ -33,11 +36,15 @@ STATIC = Path(__file__).parent / "static"
 #: Room for the multipart framing around the file itself, within the upload limit.
 MULTIPART_SLACK = 64 * 1024
 
-_ERRORS = {status: {"model": Error} for status in (400, 413, 415, 422)}
+#: FastAPIOffline's API docs pages (its defaults), whose pages start their scripts inline.
+DOCS_PATHS = ("/docs", "/redoc")
+_ERRORS = {status: {"model": Error} for status in (400, 403, 408, 413, 415, 422)}
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The app around a ready engine; the engine's threads stop when the app shuts down."""
+def create_app(engine: Engine, security: Security | None = None) -> FastAPI:
+    """The app around a ready engine; the engine's threads stop when the app shuts down.
+    `security`: who may call it and for how long (`pipeline.serve.guard`)."""
+    security = security or Security()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +58,7 @@ def create_app(engine: Engine) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.security = security
     info = model_info(engine.model)
     limit = engine.limits.max_bytes
 
@@ -69,9 +77,16 @@ def create_app(engine: Engine) -> FastAPI:
         summary="Faces and emotions in one photo",
     )
     async def predict(
+        request: Request,
         image: Annotated[UploadFile, File(description=f"the photo: {FORMATS}")],
     ) -> Prediction | JSONResponse:
         """Records in `ferflow predict`'s format: one per face, or one with `faces: 0`."""
+        parts = len((await request.form()).getlist("image"))  # parsed once, cached
+        if parts != 1:
+            return JSONResponse(
+                {"error": f"expected exactly one 'image' part, got {parts}: one photo a request"},
+                400,
+            )
         # The file is spooled by now; read no more than the limit allows.
         data = await image.read(limit + 1)
         name = (image.filename or "upload")[:200]
@@ -98,6 +113,15 @@ def create_app(engine: Engine) -> FastAPI:
 
     app.add_api_websocket_route("/ws", stream)
     app.add_middleware(BodyLimit, max_bytes=limit + MULTIPART_SLACK)
+    app.add_middleware(BodyTimeout, seconds=security.body_timeout)
+    app.add_middleware(OriginCheck, origins=security.origins)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(security.hosts))
+    # Outermost, so that refusals carry the headers too.
+    app.add_middleware(
+        SecurityHeaders,
+        policy=content_security_policy(index),
+        docs_paths=DOCS_PATHS,
+    )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -149,11 +173,10 @@ class BodyLimit:
 
 def page_html(labels: tuple[str, ...]) -> str:
     """index.html with each label's colour: the ones `ferflow predict --annotate` draws."""
-    from pipeline.app.draw import COLORS, FALLBACK_COLOR
+    from pipeline.app.draw import label_colors
 
     rules = []
-    for label in labels:
-        b, g, r = COLORS.get(label, FALLBACK_COLOR)
+    for label, (b, g, r) in label_colors(labels).items():
         rules.append(f".label-{css_name(label)} {{ --c: rgb({r} {g} {b}); }}")
     style = "<style>\n" + "\n".join(rules) + "\n</style>"
     return (STATIC / "index.html").read_text(encoding="utf-8").replace("<!--label-colors-->", style)

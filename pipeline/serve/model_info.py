@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from pipeline.app.emotion import EmotionModel
+from pipeline.app.emotion import INT8_MODEL_FILE, EmotionModel
 
 
 def model_info(model: EmotionModel) -> dict[str, Any]:
@@ -22,9 +22,18 @@ def model_info(model: EmotionModel) -> dict[str, Any]:
         "file": model.model_path.name,
         "labels": list(model.labels),
         "input": asdict(model.spec.input),
-        "weights": extra.get("weights") if isinstance(extra.get("weights"), str) else None,
+        "weights": served_weights(model),
         "accuracy": recorded_accuracy(model),
     }
+
+
+def served_weights(model: EmotionModel) -> str | None:
+    """The number format of the weights in the file served: labels.json's `weights` describes
+    the float model (emotion.onnx); the quantized copy holds int8 weights."""
+    if model.model_path.name == INT8_MODEL_FILE:
+        return "int8"
+    weights = model.spec.extra.get("weights")
+    return weights if isinstance(weights, str) else None
 
 
 def recorded_accuracy(model: EmotionModel) -> dict[str, Any] | None:

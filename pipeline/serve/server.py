@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.app.errors import AppError
+from pipeline.app.image_header import UPLOAD_LIMITS, Limits
 from pipeline.app.recognizer import Recognizer
 from pipeline.serve.engine import Engine
-from pipeline.serve.uploads import Limits
+from pipeline.serve.security import Security
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -23,12 +25,16 @@ class ServeOptions:
     port: int = DEFAULT_PORT
     smoothing: float = 0.6
     workers: int | None = None
-    limits: Limits = Limits()
+    limits: Limits = UPLOAD_LIMITS
     log_level: str = "warning"
+    security: Security = field(default_factory=Security)
 
 
 def run_server(
-    first: Recognizer, new_recognizer: Callable[[], Recognizer], options: ServeOptions
+    first: Recognizer,
+    new_recognizer: Callable[[], Recognizer],
+    options: ServeOptions,
+    new_photo_recognizer: Callable[[], Recognizer] | None = None,
 ) -> None:
     """Serve until Ctrl-C. The socket is bound before the URL is printed, so the line on
     stderr (`ferflow serve: http://HOST:PORT/ ...`) means the server accepts connections,
@@ -44,10 +50,12 @@ def run_server(
         workers=options.workers,
         smoothing=options.smoothing,
         limits=options.limits,
+        new_photo_recognizer=new_photo_recognizer,
     )
-    app = create_app(engine)
+    app = create_app(engine, options.security)
     config = uvicorn.Config(
         app,
+        http=header_deadline_protocol(options.security.header_timeout),
         log_level=options.log_level,
         access_log=False,
         # A bigger WebSocket message is refused by the protocol itself (close code 1009).
@@ -92,3 +100,51 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def header_deadline_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol with a deadline on each request's header: a connection that
+    has not sent a complete request header `seconds` after it opened (or after its first
+    byte of a keep-alive request) is closed. uvicorn itself waits forever for a header."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._waiting():
+                self._arm()
+            super().data_received(data)
+            if not self._waiting():
+                self._disarm()
+
+        def handle_websocket_upgrade(self, event) -> None:  # type: ignore[no-untyped-def]
+            self._disarm()  # the WebSocket protocol takes the connection over
+            super().handle_websocket_upgrade(event)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _waiting(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self._waiting() and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadline

@@ -13,6 +13,10 @@ smoothed across the stream). A frame that arrives while another is analysed repl
 waiting one, which is counted as dropped: a slow client or a busy CPU makes answers rarer,
 never later. A bad message gets `{"type": "error", "frame": N or null, "status": 4xx,
 "error": "..."}` and the stream goes on.
+
+Past the server's stream cap (`--max-streams`) the connection is accepted and closed at once
+with code 1013 ("try again later") and a reason the page shows. A closed stream's memory is
+handed back to the system (`release_memory`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from pipeline.serve.engine import Engine
+from pipeline.serve.engine import Engine, release_memory
+from pipeline.serve.security import Security
 from pipeline.serve.uploads import FORMATS, ImageRejected
 
 log = logging.getLogger("ferflow.serve")
@@ -64,7 +69,11 @@ class NewestFrame:
 
 async def stream(websocket: WebSocket) -> None:
     engine: Engine = websocket.app.state.engine
+    security: Security = websocket.app.state.security
     await websocket.accept()
+    if engine.streams >= security.max_streams:
+        await websocket.close(code=STREAMS_FULL, reason=streams_full(security.max_streams))
+        return
     slot = NewestFrame()
     sending = asyncio.Lock()
 
@@ -131,6 +140,19 @@ async def stream(websocket: WebSocket) -> None:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+        session = None  # the recognizer goes now, so its memory can be handed back
+        await asyncio.to_thread(release_memory)
+
+
+#: WebSocket close code 1013, "try again later": the server is at its stream cap.
+STREAMS_FULL = 1013
+
+
+def streams_full(cap: int) -> str:
+    """The close reason (at most 123 bytes) the page shows."""
+    return (
+        f"server busy: it serves at most {cap} camera streams at once; close another tab or retry"
+    )
 
 
 def _error(frame: int | None, status: int, message: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.errors import StageError
 from pipeline.io import sha256_file, write_json
+from pipeline.machine import machines_entry
 
 RUN_FILE = "run.json"
 
@@ -55,11 +56,30 @@ def describe_device() -> str:
     return f"{count}{name}, Keras {keras.__version__} on {backend} {version}"
 
 
+def accelerator() -> str | None:
+    """The accelerators Keras trains on, e.g. `1x NVIDIA H200`; None on a CPU."""
+    import keras
+
+    devices = keras.distribution.list_devices()
+    kind = devices[0].split(":")[0] if devices else "cpu"
+    if kind == "cpu":
+        return None
+    if keras.backend.backend() == "jax":
+        import jax
+
+        kind = jax.devices()[0].device_kind
+    return f"{len(devices)}x {kind}"
+
+
 def write_run_record(
     log_dir: str | Path, record: dict[str, Any], model_path: str | Path
 ) -> dict[str, Any]:
-    """`record` plus the model file's sha256, as `<log_dir>/run.json`."""
-    full = {**record, "model_sha256": sha256_file(model_path)}
+    """`record` plus the model file's sha256 and the machine, as `<log_dir>/run.json`."""
+    full = {
+        **record,
+        "model_sha256": sha256_file(model_path),
+        "machines": machines_entry("train", accelerator()),
+    }
     write_json(Path(log_dir) / RUN_FILE, full)
     return full
 

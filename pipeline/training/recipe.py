@@ -21,11 +21,11 @@ import numpy as np
 from pipeline.config import INPUT_SHAPE
 from pipeline.models import as_model_input, build_model
 from pipeline.models.augment import build_augmenter
-from pipeline.training.best import KeepBest
+from pipeline.params import check_value
 from pipeline.training.distribute import plan_distribution
 from pipeline.training.patience import KeepPatience
 
-Arrays = tuple[np.ndarray, np.ndarray]
+Arrays = tuple[np.ndarray, ...]  # (images, labels) or (images, labels, soft targets)
 
 
 def make_net(model_params: dict[str, Any], train_params: dict[str, Any]) -> keras.Model:
@@ -67,9 +67,9 @@ def make_optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimi
 
     name = params.get("optimizer", "adam")
     weight_decay = float(params.get("weight_decay", 0.0)) or None
-    ema = float(params.get("ema", 0.0))
-    if not 0.0 <= ema < 1.0:
-        raise ValueError(f"train.ema={ema}; expected 0 (off) or a momentum in (0, 1), e.g. 0.999")
+    # The schema's own range check: params.yaml's values passed it already; this guards
+    # callers that build the dict themselves (one rule, one message).
+    ema = float(check_value("train.ema", params.get("ema", 0.0)))
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "sgd":
         return keras.optimizers.SGD(
@@ -87,7 +87,10 @@ def make_optimizer(params: dict[str, Any], steps_per_epoch: int) -> keras.optimi
 
 
 def make_callbacks(params: dict[str, Any]) -> list[keras.callbacks.Callback]:
-    """Callbacks the recipe itself needs: plateau LR and early stopping, both on val_accuracy."""
+    """Callbacks the recipe itself needs: plateau LR, and Keras' EarlyStopping, which always
+    runs, because with `restore_best_weights` it puts the best-on-val_accuracy weights back
+    when training ends, stopped early or not (Keras 3: `on_train_end`). Patience 0 (off)
+    means it never stops: patience = every epoch."""
     callbacks: list[keras.callbacks.Callback] = []
     if params.get("schedule") == "plateau":
         callbacks.append(
@@ -98,11 +101,12 @@ def make_callbacks(params: dict[str, Any]) -> list[keras.callbacks.Callback]:
                 patience=int(params.get("plateau_patience", 3)),
             )
         )
-    patience = int(params.get("early_stopping_patience", 0))
-    if patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience)
+    patience = int(params.get("early_stopping_patience", 0)) or int(params["epochs"])
+    callbacks.append(
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
         )
+    )
     return callbacks
 
 
@@ -132,15 +136,26 @@ def fit(
     """Train `net` with the recipe in `params` (params.yaml `train`); leave the best-on-val weights.
 
     `callbacks` run first, so a resume callback (BackupAndRestore) restores state before the
-    recipe's own callbacks (early stopping, best-weights keeper) look at it. `state_dir`
-    (the resume folder) lets the best weights and the patience counters survive a kill too.
+    recipe's own callbacks (early stopping, which keeps the best weights) look at it.
+    `state_dir` (the resume folder) lets the best weights and the patience counters survive
+    a kill too.
+
+    `train` may carry soft targets third (N, classes), e.g. FER+ vote distributions: the
+    network then learns them (categorical cross-entropy), and val still scores the hard
+    labels (accuracy against the majority).
     """
     plan = plan_distribution(params)
     x_train = as_model_input(train[0])
     # On all training rows, before sharding: every host must hold the same statistics.
     adapt_normalization(net, x_train)
-    x_train, y_train = plan.shard(x_train, np.asarray(train[1]))
-    x_val, y_val = plan.shard(as_model_input(val[0]), np.asarray(val[1]))
+    soft = len(train) > 2 and train[2] is not None
+    y_train, y_val = np.asarray(train[1]), np.asarray(val[1])
+    if soft:
+        classes = np.asarray(train[2]).shape[1]
+        y_train = np.asarray(train[2], np.float32)
+        y_val = np.eye(classes, dtype=np.float32)[y_val]
+    x_train, y_train = plan.shard(x_train, y_train)
+    x_val, y_val = plan.shard(as_model_input(val[0]), y_val)
     per_device = int(params["batch_size"])
     batch_size = plan.global_batch_size(per_device)
     val_batch_size = plan.global_batch_size(max(per_device, 256 // plan.replicas))
@@ -154,21 +169,18 @@ def fit(
             optimizer=make_optimizer(
                 {**params, "lr": plan.scale_lr(float(params["lr"]))}, steps_per_epoch
             ),
-            loss=keras.losses.SparseCategoricalCrossentropy()
-            if not params.get("label_smoothing")
-            else _smoothed_loss(float(params["label_smoothing"])),
-            metrics=["accuracy"],
+            loss=_loss(soft, float(params.get("label_smoothing") or 0.0)),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")] if soft else ["accuracy"],
             jit_compile=params.get("jit_compile", "auto"),
             steps_per_execution=int(params.get("steps_per_execution", 1)),
         )
-        keep_best = KeepBest(replica, monitor="val_accuracy", state_dir=state_dir)
         # With `ema`, validation scores the averaged weights and, swapped in at each epoch's
-        # end, they are what the early stopping and the best-weights keeper see and keep.
+        # end, they are what early stopping sees and keeps as the best.
         averaging = []
         if params.get("ema"):
             averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
         recipe = make_callbacks(params)
-        if recipe and state_dir is not None:
+        if state_dir is not None:
             recipe.append(KeepPatience(recipe, state_dir))
         history = model.fit(
             x_train,
@@ -177,11 +189,19 @@ def fit(
             epochs=int(params["epochs"]),
             validation_data=(x_val, y_val),
             validation_batch_size=val_batch_size,
-            callbacks=[*callbacks, *averaging, *recipe, keep_best],
+            callbacks=[*callbacks, *averaging, *recipe],
             shuffle=True,
             verbose=verbose,
         )
     return history
+
+
+def _loss(soft: bool, smoothing: float) -> keras.losses.Loss:
+    if soft:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    if smoothing:
+        return _smoothed_loss(smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 def _smoothed_loss(smoothing: float) -> keras.losses.Loss:

@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from pipeline.data.shards import load_split
+from pipeline.data.shards import label_names, load_split, load_targets
 from pipeline.training.live_logger import LiveLogger
 from pipeline.training.provenance import data_hash, describe_device, write_run_record
 from pipeline.training.recipe import fit, make_net
@@ -107,7 +107,9 @@ def train_and_save(
         print(f"Resuming training at epoch {start_epoch + 1}/{epochs} from {resume.folder}")
 
     started = time.perf_counter()
-    net = make_net(model_params, train_params)
+    # One output per class of the data's label set (the prepared manifest).
+    net_params = {**model_params, "num_classes": len(label_names(prepared_dir))}
+    net = make_net(net_params, train_params)
     if start_epoch:
         resume.restore_log(log_dir)
     live = open_live(log_dir, resume=start_epoch > 0)
@@ -119,9 +121,11 @@ def train_and_save(
         resume.log_snapshot(log_dir),
         resume.callback(),
     ]
+    # FER+ `distribution` data: the vote distributions are the training targets.
+    soft = load_targets(prepared_dir, "train")
     fit(
         net,
-        (x_train, y_train),
+        (x_train, y_train) if soft is None else (x_train, y_train, soft),
         (x_val, y_val),
         train_params,
         callbacks=callbacks,
@@ -129,7 +133,7 @@ def train_and_save(
         state_dir=resume.best_dir,
     )
 
-    net = as_float32(net, model_params, train_params)
+    net = as_float32(net, net_params, train_params)
     save_keras(net, model_path)
     best = best_epoch(log_dir)
     if best is not None:

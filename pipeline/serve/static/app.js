@@ -11,6 +11,9 @@ const JPEG_QUALITY = 0.85;
 // than the analysis itself. Only a full send buffer (a slow network) holds frames back.
 const SEND_FPS = 30;
 const RETRY_MS = 2000;
+// The server closes a stream over its cap with this code ("try again later") and a reason.
+const STREAMS_FULL = 1013;
+const BUSY_RETRY_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -112,8 +115,13 @@ function connect() {
     showCameraState();
   };
   ws.onmessage = (event) => onAnswer(JSON.parse(event.data));
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     state.ws = null;
+    if (event.code === STREAMS_FULL) {
+      setStatus("busy", `The server refused this stream (${event.reason}). Retrying in 10 s…`);
+      setTimeout(connect, BUSY_RETRY_MS);
+      return;
+    }
     setStatus("unreachable", "Server unreachable: is `ferflow serve` still running? Retrying…");
     setTimeout(connect, RETRY_MS);
   };
