@@ -56,7 +56,7 @@ def main() -> None:
             "import pipeline.app.cli": python + ["-c", "import pipeline.app.cli"],
             "predict imports": python + ["-c", PREDICT_IMPORTS],
             "ferflow predict photo.jpg -q": python
-            + ["-m", "pipeline.app.cli", "predict", str(photo), "-q"],
+            + ["-m", "pipeline.cli", "predict", str(photo), "-q"],
         }
         load = os.getloadavg()[0]
         results = {

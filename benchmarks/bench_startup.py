@@ -80,7 +80,7 @@ def main() -> None:
 
             image = Path(tmp) / "astronaut.jpg"
             cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-        command = [sys.executable, "-m", "pipeline.app.cli", "predict", str(image), "-q"]
+        command = [sys.executable, "-m", "pipeline.cli", "predict", str(image), "-q"]
         print(f"machine: {machine()}\nload average at the start: {os.getloadavg()[0]:.1f}")
         print(f"command: ferflow predict {image.name} -q ({args.runs} runs after a warm-up)")
         run(command)

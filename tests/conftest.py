@@ -227,7 +227,7 @@ class ServerProcess:
 
         from pipeline.config import REPO_ROOT
 
-        command = [sys.executable, "-m", "pipeline.app.cli", "serve", "--port", "0", *args]
+        command = [sys.executable, "-m", "pipeline.cli", "serve", "--port", "0", *args]
         self.process = subprocess.Popen(
             command, cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )

@@ -16,7 +16,7 @@ import cv2
 import httpx2 as httpx
 import pytest
 
-from pipeline.app.cli import build_parser
+from pipeline.cli import build_parser
 from pipeline.config import REPO_ROOT
 
 #: Heavy, and in no extra of ferflow: must never come in through a dependency either.
@@ -42,7 +42,7 @@ EXTRA_COMMANDS = {"batch"}
 
 CHECK = """
 import json, sys
-from pipeline.app.cli import main
+from pipeline.cli import main
 code = main(sys.argv[1:])
 loaded = sorted({name.split(".")[0] for name in sys.modules} | set(sys.modules))
 print(json.dumps({"code": code, "modules": loaded}), file=sys.stderr)
@@ -182,4 +182,4 @@ def test_serve_answers_without_heavy_imports(app_model_dir, astronaut_bgr):
 
 def test_console_script_entry_point_is_declared():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["scripts"]["ferflow"] == "pipeline.app.cli:main"
+    assert project["project"]["scripts"]["ferflow"] == "pipeline.cli:main"

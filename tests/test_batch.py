@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.app.cli import main
 from pipeline.batch import store
 from pipeline.batch.plan import find_files, plan_units
+from pipeline.cli import main
 from pipeline.config import REPO_ROOT
 from pipeline.io import sha256_file, temp_name
 
@@ -167,7 +167,7 @@ def test_killed_run_keeps_whole_files_and_resumes(
             *SMALL_FACES, "--model-dir", str(app_model_dir), "-q"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.app.cli", "batch", *args],
+        [sys.executable, "-m", "pipeline.cli", "batch", *args],
         cwd=REPO_ROOT, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -317,7 +317,7 @@ def test_a_folder_dataset_runs_to_export_and_the_app_names_its_classes(tmp_path,
 
     cv2.imwrite(str(tmp_path / "photo.png"), astronaut_bgr)  # a real face to find
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.app.cli", "predict", str(tmp_path / "photo.png"),
+        [sys.executable, "-m", "pipeline.cli", "predict", str(tmp_path / "photo.png"),
          "--model-dir", "models", "--precision", "float"],
         cwd=root, env=project.env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -59,7 +59,7 @@ def test_a_bundle_that_would_end_its_script_element_is_refused(monkeypatch) -> N
 def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) -> None:
     from configobj import ConfigObj
 
-    from pipeline.app.cli import main
+    from pipeline.cli import main
 
     config = ConfigObj(str(REPO_ROOT / ".dvc" / "config"))
     assert config["plots"]["html_template"] == plots_page.PAGE_TEMPLATE
@@ -73,7 +73,7 @@ def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) 
 
 
 def test_plots_setup_outside_a_dvc_repository_says_so(tmp_path, capsys) -> None:
-    from pipeline.app.cli import main
+    from pipeline.cli import main
 
     assert main(["plots-setup", "--repo", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -22,15 +22,16 @@ from fastapi.testclient import TestClient
 from test_app_imports import HEAVY, OURS_NOT_FOR_THE_APP
 from test_serve_uploads import png_claiming
 
-from pipeline.app import cli
+from pipeline import cli
 from pipeline.app.defaults import SERVE
 from pipeline.app.emotion import load_model
 from pipeline.app.image_header import Limits
+from pipeline.app.model_info import model_info
 from pipeline.app.records import frame_records
 from pipeline.config import REPO_ROOT
+from pipeline.serve import cli as serve_cli
 from pipeline.serve.app import create_app
 from pipeline.serve.engine import Engine
-from pipeline.serve.model_info import model_info
 from pipeline.serve.schemas import Record
 
 #: Small limits so the over-size cases stay small: 1 MB, 4 megapixels.
@@ -42,7 +43,7 @@ LOCAL, WS = "http://localhost", "ws://localhost/ws"
 def serve_engine(model_dir: Path, *options: str) -> Engine:
     """An engine as `ferflow serve --model-dir DIR OPTIONS` makes it."""
     args = cli.build_parser().parse_args(["serve", "--model-dir", str(model_dir), *options])
-    first, new_stream, new_photo = cli.serve_recognizers(args)
+    first, new_stream, new_photo = serve_cli.serve_recognizers(args)
     return Engine(
         first,
         new_stream,

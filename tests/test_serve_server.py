@@ -17,7 +17,7 @@ from conftest import ServerProcess, camera_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from pipeline.app import cli
+from pipeline import cli
 from pipeline.config import REPO_ROOT
 
 
