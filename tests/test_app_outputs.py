@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ended_pid
+from helpers import ended_pid
 
 from pipeline.app.media import VideoWriter
 from pipeline.cli import main
@@ -207,7 +207,6 @@ def test_git_ignores_temporary_names(name):
     assert not git_ignores(name.lstrip(".").replace(".tmp", ""))
 
 
-@pytest.mark.slow
 def test_a_real_kill_leaves_an_ignored_temporary_file_the_next_run_removes(
     app_model_dir, tmp_path, long_face_video
 ):

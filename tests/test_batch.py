@@ -58,7 +58,7 @@ def relabelled_model(app_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory, astronaut_bgr: np.ndarray) -> Path:
     """A folder of photos: one face, two faces, none, and a file that is no image."""
-    from conftest import camera_frame
+    from helpers import camera_frame
 
     folder = tmp_path_factory.mktemp("archive")
     cv2.imwrite(str(folder / "astronaut.png"), astronaut_bgr)
@@ -274,7 +274,7 @@ def test_without_ray_it_says_which_extra_to_install(capfd, monkeypatch, archive,
 
 
 def test_centerface_keeps_a_score_for_each_box_it_returns(astronaut_bgr):
-    from conftest import camera_frame
+    from helpers import camera_frame
 
     from pipeline.app.detector import make_detector
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import LOCAL, WS, jpeg, serve_engine
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
-from test_serve_api import LOCAL, WS, jpeg, serve_engine
 
 from pipeline import cli
 from pipeline.serve import cli as serve_cli

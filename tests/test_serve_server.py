@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import cv2
 import httpx2 as httpx
 import pytest
-from conftest import ServerProcess, camera_frame
+from helpers import ServerProcess, camera_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
