@@ -19,9 +19,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pipeline.app.cli import PROG
 from pipeline.app.errors import AppError
-
-PROG = "ferflow"
 
 #: Commands that parse their own arguments (and need the pipeline extra): name -> help line.
 OWN_PARSERS = {
