@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ def test_the_check_sees_an_upward_import_even_inside_a_function(tmp_path, monkey
     app.mkdir(parents=True)
     (app / "bad.py").write_text("def f():\n    from pipeline.serve.cli import run\n")
     (app / "worse.py").write_text("import importlib\nimportlib.import_module('pipeline.cli')\n")
-    monkeypatch.setattr(__import__(__name__), "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "REPO_ROOT", tmp_path)
     found = upward_imports(sorted(app.glob("*.py")))
     assert found == [
         "pipeline/app/bad.py (app) imports pipeline.serve.cli (serve)",
