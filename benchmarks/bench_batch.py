@@ -63,7 +63,7 @@ def timed(command: list[str]) -> tuple[float, str]:
 
 def run_predict(source: Path, tmp: Path, extra: list[str]) -> dict:
     records = tmp / "predict.jsonl"
-    seconds, _ = timed([sys.executable, "-m", "pipeline.app.cli", "predict", str(source),
+    seconds, _ = timed([sys.executable, "-m", "pipeline.cli", "predict", str(source),
                         "--smoothing", "0", "-q", "-o", str(records), *extra])  # fmt: skip
     faces = sum('"faces": 0,' not in line for line in records.read_text().splitlines())
     return {"seconds": seconds, "faces": faces, "own": None}
@@ -73,7 +73,7 @@ def run_batch(source: Path, tmp: Path, workers: int, extra: list[str]) -> dict:
     import pyarrow.parquet as pq
 
     out = tmp / f"batch-{workers}-{source.name}"
-    seconds, err = timed([sys.executable, "-m", "pipeline.app.cli", "batch", str(source),
+    seconds, err = timed([sys.executable, "-m", "pipeline.cli", "batch", str(source),
                           "--out", str(out), "--workers", str(workers), *extra])  # fmt: skip
     faces = pq.read_table(out / "faces").num_rows
     own = re.search(r"\(([\d.]+) faces/s\)", err)

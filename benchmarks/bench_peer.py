@@ -222,7 +222,7 @@ def timed_process(command: list[str], cwd: Path | None = None) -> tuple[float, f
 
 def ferflow_command(args: list[str], records: Path) -> list[str]:
     """`ferflow ARGS -q -o RECORDS`, as a user runs it (this checkout's code)."""
-    return [sys.executable, "-m", "pipeline.app.cli", *args, "-q", "-o", str(records)]
+    return [sys.executable, "-m", "pipeline.cli", *args, "-q", "-o", str(records)]
 
 
 def read_records(records: Path, key: str, names: list) -> list[list]:

@@ -228,7 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     scenarios = [tuple(int(x) for x in pair.split(":")) for pair in args.scenarios.split(",")]
 
-    command = [sys.executable, "-m", "pipeline.app.cli", "serve", "--port", "0"]
+    command = [sys.executable, "-m", "pipeline.cli", "serve", "--port", "0"]
     server = subprocess.Popen(
         [*command, "--model-dir", args.model_dir, *shlex.split(args.serve_options)],
         cwd=REPO,

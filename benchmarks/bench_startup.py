@@ -2,8 +2,11 @@
 
 Like hyperfine: one warm-up run, then `--runs` timed runs of the command on scikit-image's
 astronaut photo (512x512, one face); prints the minimum, median and mean wall-clock time and
-CPU time (all threads). Then one run under `python -X importtime`, and the modules whose
-import cost the most (cumulative, as imported by ferflow's own modules or the command).
+CPU time (all threads). The same for two parts of it: `import pipeline.cli` (the front door,
+what every command pays first) and the modules `ferflow predict` loads for a photo (ONNX
+Runtime, OpenCV, numpy, Pillow for the header) without loading a model. Then one run under
+`python -X importtime`, and the modules whose import cost the most (cumulative, as imported by
+ferflow's own modules or the command).
 
     python benchmarks/bench_startup.py [--runs 20] [--image PHOTO]
 
@@ -29,6 +32,11 @@ import cv2
 from bench_peer import machine
 
 REPO = Path(__file__).resolve().parent.parent
+#: What `ferflow predict photo.jpg` imports, without loading a model or reading the photo.
+PREDICT_IMPORTS = (
+    "import pipeline.cli, pipeline.app.cli, pipeline.app.predict, pipeline.app.detector, "
+    "pipeline.app.emotion, pipeline.app.media, pipeline.app.image_header; from PIL import Image"
+)
 
 
 def run(command: list[str]) -> tuple[float, float]:
@@ -80,16 +88,23 @@ def main() -> None:
 
             image = Path(tmp) / "astronaut.jpg"
             cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-        command = [sys.executable, "-m", "pipeline.app.cli", "predict", str(image), "-q"]
+        command = [sys.executable, "-m", "pipeline.cli", "predict", str(image), "-q"]
         print(f"machine: {machine()}\nload average at the start: {os.getloadavg()[0]:.1f}")
-        print(f"command: ferflow predict {image.name} -q ({args.runs} runs after a warm-up)")
-        run(command)
-        walls, cpus = zip(*(run(command) for _ in range(args.runs)), strict=True)
-        for name, values in (("wall", walls), ("CPU", cpus)):
-            print(
-                f"{name}: min {min(values):.3f} s, median {statistics.median(values):.3f} s, "
-                f"mean {statistics.mean(values):.3f} s"
-            )
+        print(f"{args.runs} runs of each after a warm-up")
+        parts = {
+            f"ferflow predict {image.name} -q": command,
+            "import pipeline.cli": [sys.executable, "-c", "import pipeline.cli"],
+            "predict's imports, no model": [sys.executable, "-c", PREDICT_IMPORTS],
+        }
+        for what, timed in parts.items():
+            run(timed)
+            walls, cpus = zip(*(run(timed) for _ in range(args.runs)), strict=True)
+            print(f"{what}:")
+            for name, values in (("wall", walls), ("CPU", cpus)):
+                print(
+                    f"  {name}: min {min(values):.3f} s, median {statistics.median(values):.3f}"
+                    f" s, mean {statistics.mean(values):.3f} s"
+                )
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         print("\ncostliest imports (python -X importtime, cumulative ms, one run):")
         for ms, name in import_costs(command, args.top):

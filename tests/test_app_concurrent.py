@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from skimage import data, util
 
-from pipeline.app.cli import main
 from pipeline.app.detector import make_detector
 from pipeline.app.emotion import load_model
 from pipeline.app.ordered import AHEAD_PER_WORKER, in_order
 from pipeline.app.recognizer import Recognizer
+from pipeline.cli import main
 from pipeline.config import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "models" / "fer2013"

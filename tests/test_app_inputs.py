@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.app.cli import main
+from pipeline.cli import main
 
 
 def run(capfd: pytest.CaptureFixture[str], *args: object) -> tuple[int, list[dict], str]:

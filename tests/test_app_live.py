@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from pipeline.app import live
-from pipeline.app.cli import main
 from pipeline.app.detector import make_detector
 from pipeline.app.emotion import load_model
 from pipeline.app.media import Video
 from pipeline.app.recognizer import Recognizer
+from pipeline.cli import main
 from pipeline.config import REPO_ROOT
 
 
@@ -207,7 +207,7 @@ def test_ctrl_c_quits_cleanly(app_model_dir, long_face_video):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.app.cli", "live", str(long_face_video),
+        [sys.executable, "-m", "pipeline.cli", "live", str(long_face_video),
          "--model-dir", str(app_model_dir)],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

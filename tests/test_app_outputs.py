@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ended_pid
+from helpers import ended_pid
 
-from pipeline.app.cli import main
 from pipeline.app.media import VideoWriter
+from pipeline.cli import main
 from pipeline.config import REPO_ROOT
 from pipeline.io import HOST_TAG
 
@@ -207,13 +207,12 @@ def test_git_ignores_temporary_names(name):
     assert not git_ignores(name.lstrip(".").replace(".tmp", ""))
 
 
-@pytest.mark.slow
 def test_a_real_kill_leaves_an_ignored_temporary_file_the_next_run_removes(
     app_model_dir, tmp_path, long_face_video
 ):
     out = tmp_path / "annotated"
     command = [
-        sys.executable, "-m", "pipeline.app.cli", "predict", str(long_face_video),
+        sys.executable, "-m", "pipeline.cli", "predict", str(long_face_video),
         "--model-dir", str(app_model_dir), "--annotate", str(out), "-q",
         "-o", str(tmp_path / "records.jsonl"),
     ]  # fmt: skip

@@ -162,7 +162,7 @@ def test_int8_file_is_preferred_where_the_folder_has_one(tmp_path, app_model_dir
 
 
 def test_report_subcommand_is_handed_to_the_report_cli(capsys):
-    from pipeline.app.cli import main
+    from pipeline.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "--help"])

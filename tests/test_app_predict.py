@@ -11,9 +11,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from pipeline.app.cli import main
 from pipeline.app.recognizer import DEFAULT_MARGIN
 from pipeline.app.tracking import iou
+from pipeline.cli import main
 from pipeline.config import LABELS
 
 #: Where the astronaut's face is in skimage's 512x512 photo (x, y, w, h), by eye: forehead to

@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.app.cli import main
 from pipeline.batch import store
 from pipeline.batch.plan import find_files, plan_units
+from pipeline.cli import main
 from pipeline.config import REPO_ROOT
 from pipeline.io import sha256_file, temp_name
 
@@ -58,7 +58,7 @@ def relabelled_model(app_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory, astronaut_bgr: np.ndarray) -> Path:
     """A folder of photos: one face, two faces, none, and a file that is no image."""
-    from conftest import camera_frame
+    from helpers import camera_frame
 
     folder = tmp_path_factory.mktemp("archive")
     cv2.imwrite(str(folder / "astronaut.png"), astronaut_bgr)
@@ -167,7 +167,7 @@ def test_killed_run_keeps_whole_files_and_resumes(
             *SMALL_FACES, "--model-dir", str(app_model_dir), "-q"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.app.cli", "batch", *args],
+        [sys.executable, "-m", "pipeline.cli", "batch", *args],
         cwd=REPO_ROOT, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -274,7 +274,7 @@ def test_without_ray_it_says_which_extra_to_install(capfd, monkeypatch, archive,
 
 
 def test_centerface_keeps_a_score_for_each_box_it_returns(astronaut_bgr):
-    from conftest import camera_frame
+    from helpers import camera_frame
 
     from pipeline.app.detector import make_detector
 

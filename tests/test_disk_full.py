@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import stage
-from pipeline.app.cli import main
+from pipeline.cli import main
 from pipeline.io import write_text
 
 

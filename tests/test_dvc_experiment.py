@@ -301,7 +301,7 @@ def test_report_compares_two_commits_that_differ_in_lr(project):
     head = accuracy()
 
     md = project.run(
-        sys.executable, "-m", "pipeline.app.cli", "report", "--base", "HEAD~1", "--head", "HEAD"
+        sys.executable, "-m", "pipeline.cli", "report", "--base", "HEAD~1", "--head", "HEAD"
     )
     key = "| `reports/metrics.json` | `test.accuracy` |"
     (row,) = [line for line in md.splitlines() if line.startswith(key)]

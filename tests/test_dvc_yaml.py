@@ -104,6 +104,7 @@ def test_the_real_pipelines_use_the_default_pipelines_stages(pipeline_file) -> N
         assert code == [d for d in default[name]["deps"] if d.startswith(("stages/", "pipeline/"))]
 
 
+@pytest.mark.slow
 def test_dvc_metrics_show_fits_120_columns_and_lists_both_pipelines() -> None:
     """The committed records, as a fresh clone shows them: headline numbers only."""
     import subprocess

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ended_pid
+from helpers import ended_pid
 
 from pipeline.io import HOST_TAG
 from pipeline.model_spec import read_spec
@@ -99,7 +99,6 @@ def test_exporting_one_model_twice_gives_the_same_bytes(tiny_params, tmp_path):
     assert sha256(first) == sha256(second)
 
 
-@pytest.mark.slow
 def test_exports_in_processes_with_different_hash_seeds_give_the_same_bytes(tiny_params, tmp_path):
     """Which of several equal constants tf2onnx keeps follows Python's per-process hash seed
     (seeds 1 and 2 kept different ones before names were made canonical)."""
@@ -151,7 +150,7 @@ def export_to(folder, params, prepared, model_path):
 def trained(tmp_path_factory):
     """A tiny network trained on the learnable tiny data (confident predictions: int8
     rounding must not flip them), evaluated, with its train log; shared read-only."""
-    from conftest import write_tiny_prepared
+    from helpers import write_tiny_prepared
 
     from pipeline.config import REPO_ROOT, merge_params
     from pipeline.evaluation.evaluate import run_evaluation
@@ -174,6 +173,7 @@ def trained(tmp_path_factory):
     return root, params, prepared
 
 
+@pytest.mark.slow
 def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
     import shutil
 
@@ -230,6 +230,7 @@ def test_export_writes_every_file_and_they_load_back(trained, tmp_path):
     assert (int8_probs.argmax(1) == onnx_probs.argmax(1)).mean() >= 0.9
 
 
+@pytest.mark.slow
 def test_the_card_is_written_from_the_records(trained, tmp_path):
     import shutil
 
@@ -250,6 +251,7 @@ def test_the_card_is_written_from_the_records(trained, tmp_path):
     assert "Trained on synthetic data" in card
 
 
+@pytest.mark.slow
 def test_a_failing_int8_model_writes_nothing(trained, tmp_path):
     from pipeline.export.quantize import QuantizationError
 
@@ -264,6 +266,7 @@ def test_a_failing_int8_model_writes_nothing(trained, tmp_path):
     assert named and named <= set(all_keys())
 
 
+@pytest.mark.slow
 def test_an_onnx_model_is_adopted_as_it_is(trained, tmp_path):
     """The fer2013/ pipeline's case: the float model was trained elsewhere, so export
     writes its int8 copy, labels.json and the card, and leaves the float file untouched."""
@@ -368,6 +371,7 @@ def test_int8_acceptance_weighs_the_drop_and_the_agreement(
             accept_int8(*args)
 
 
+@pytest.mark.slow
 def test_int8_weights_cannot_saturate_on_any_cpu(trained, tmp_path):
     """7-bit weights: u8 x s8 pair sums stay within 16 bits on CPUs without VNNI, so the
     int8 file computes the same on every CPU (pipeline/export/quantize.py says why)."""

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ended_pid
+from helpers import ended_pid
 
 
 def temp(folder: Path, target: str, pid: int, host: str | None = None, suffix: str = "") -> Path:

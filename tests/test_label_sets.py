@@ -106,7 +106,7 @@ def test_export_adopts_an_onnx_model_as_its_own_labels_json_says(
 def _three_class_prepared(root: Path, names: list[str], soft_shift: int | None = None) -> Path:
     """The tiny bar data cut to three classes, with their own names in the manifest;
     with `soft_shift`, soft targets too (FER+ distribution mode): one-hot of label+shift."""
-    from conftest import write_tiny_prepared
+    from helpers import write_tiny_prepared
 
     from pipeline.data.shards import write_shards
 
@@ -123,6 +123,7 @@ def _three_class_prepared(root: Path, names: list[str], soft_shift: int | None =
     return root / "prepared"
 
 
+@pytest.mark.slow
 def test_the_label_set_of_the_data_goes_from_manifest_to_labels_json(tiny_params, tmp_path):
     """Three classes with made-up names: a three-output network, scored and exported
     under those names."""
@@ -158,6 +159,7 @@ def test_the_label_set_of_the_data_goes_from_manifest_to_labels_json(tiny_params
     assert "one of 3 classes: zebra, apple, mango" in card
 
 
+@pytest.mark.slow
 def test_distribution_mode_trains_on_the_soft_targets(tiny_params, tmp_path):
     """FER+ `distribution`: the network learns the targets, not the hard labels. Targets
     that point at the next class make a network that names the next class."""
@@ -245,7 +247,7 @@ def test_a_folder_datasets_names_reach_the_serve_api(tmp_path, astronaut_bgr):
     """`ferflow serve` (its HTTP API) answers with the model's own class names."""
     import cv2
     from fastapi.testclient import TestClient
-    from test_serve_api import LOCAL, serve_engine
+    from helpers import LOCAL, serve_engine
 
     from pipeline.export.onnx_export import export_onnx
     from pipeline.models import build_model
@@ -317,7 +319,7 @@ def test_a_folder_dataset_runs_to_export_and_the_app_names_its_classes(tmp_path,
 
     cv2.imwrite(str(tmp_path / "photo.png"), astronaut_bgr)  # a real face to find
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.app.cli", "predict", str(tmp_path / "photo.png"),
+        [sys.executable, "-m", "pipeline.cli", "predict", str(tmp_path / "photo.png"),
          "--model-dir", "models", "--precision", "float"],
         cwd=root, env=project.env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -327,16 +329,15 @@ def test_a_folder_dataset_runs_to_export_and_the_app_names_its_classes(tmp_path,
     assert set(record["probabilities"]) == set(names)
 
     # `dvc plots show` in a real browser: DVC's templates draw these classes, not FER2013's.
-    from conftest import CHROMIUM_ARGS, chromium
+    from helpers import CHROMIUM_ARGS, chromium, open_offline
     from playwright.sync_api import sync_playwright
-    from test_plots_page import _open_offline
 
     project.run(str(Path(sys.executable).parent / "ferflow"), "plots-setup")
     project.dvc("plots", "show", "-o", str(tmp_path / "plots"))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
-            page = _open_offline(browser, tmp_path / "plots" / "index.html", tmp_path / "p.png")
+            page = open_offline(browser, tmp_path / "plots" / "index.html", tmp_path / "p.png")
         finally:
             browser.close()
     assert page.problems == []

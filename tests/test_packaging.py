@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import cv2
-import pytest
 
 from pipeline.config import REPO_ROOT
 
@@ -42,7 +41,6 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-@pytest.mark.slow
 def test_wheel_installed_alone_predicts_from_an_empty_folder(tmp_path, astronaut_bgr):
     wheels, venv, empty = tmp_path / "wheels", tmp_path / "venv", tmp_path / "empty"
     empty.mkdir()

@@ -155,7 +155,7 @@ def test_one_value_is_checked_by_the_schemas_own_rule() -> None:
 
 def test_ferflow_params_prints_the_table() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.app.cli", "params"],
+        [sys.executable, "-m", "pipeline.cli", "params"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ headless Chromium with every non-file request blocked: every plot must draw.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CHROMIUM_ARGS, chromium
+from helpers import CHROMIUM_ARGS, chromium, open_offline
 
 from pipeline.config import LABELS, REPO_ROOT
 from pipeline.report import plots_page
@@ -59,7 +58,7 @@ def test_a_bundle_that_would_end_its_script_element_is_refused(monkeypatch) -> N
 def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) -> None:
     from configobj import ConfigObj
 
-    from pipeline.app.cli import main
+    from pipeline.cli import main
 
     config = ConfigObj(str(REPO_ROOT / ".dvc" / "config"))
     assert config["plots"]["html_template"] == plots_page.PAGE_TEMPLATE
@@ -73,7 +72,7 @@ def test_plots_setup_writes_the_template_the_dvc_config_names(tmp_path, capsys) 
 
 
 def test_plots_setup_outside_a_dvc_repository_says_so(tmp_path, capsys) -> None:
-    from pipeline.app.cli import main
+    from pipeline.cli import main
 
     assert main(["plots-setup", "--repo", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -216,100 +215,6 @@ def test_any_label_set_is_drawn_in_its_own_order() -> None:
 
 # --- the real page in a real browser, offline ----------------------------------------------
 
-LOCAL_URL = ("file:", "data:", "blob:", "about:")
-
-# Keeps each Vega view the page's own vegaEmbed(...) calls create, to read its scales.
-KEEP_VIEWS = """
-(() => {
-  let embed;
-  window.ferflowViews = {};
-  Object.defineProperty(window, "vegaEmbed", {
-    configurable: true,
-    set(value) { embed = value; },
-    get() {
-      return embed && ((el, spec, opts) => embed(el, spec, opts).then((result) => {
-        window.ferflowViews[el.replace("#", "")] = result.view;
-        return result;
-      }));
-    },
-  });
-})();
-"""
-
-# For each plot div DVC wrote: its Vega canvas or svg and how much it drew (the canvas's
-# non-white pixels, the svg's shapes), and its images.
-DRAWN = """
-() => [...document.querySelectorAll("body > div[id]")].map((div) => {
-  const marks = div.querySelector("canvas.marks, svg.marks");
-  let inked = 0;
-  if (marks && marks.tagName === "CANVAS") {
-    const px = marks.getContext("2d").getImageData(0, 0, marks.width, marks.height).data;
-    for (let i = 0; i < px.length; i += 4) {
-      if (px[i + 3] > 0 && Math.min(px[i], px[i + 1], px[i + 2]) < 230) inked++;  // not white
-    }
-  } else if (marks) {
-    inked = marks.querySelectorAll("path, rect, line, text").length;
-  }
-  const images = [...div.querySelectorAll("img")];
-  return {
-    id: div.id,
-    marks: marks ? marks.tagName.toLowerCase() : null,
-    inked,
-    images: images.length,
-    imagesLoaded: images.filter((img) => img.complete && img.naturalWidth > 0).length,
-  };
-})
-"""
-
-
-@dataclasses.dataclass
-class OpenedPage:
-    vega: dict[str, dict | None]  # each Vega plot DVC wrote into the page, by id: its drawing
-    divs: dict[str, dict]  # every plot div: its drawing and images
-    confusion: dict  # confusion matrix: x and y scale domains, panels (revisions); F1 bars' y
-    problems: list[str]  # blocked or failed requests, page errors
-
-
-def _open_offline(browser, page_file: Path, screenshot: Path) -> OpenedPage:
-    """Open `page_file` with every non-local request blocked, wait for each Vega plot DVC
-    wrote into it to draw, and screenshot it."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    vega_ids = re.findall(r"vegaEmbed\('#([^']+)'", page_file.read_text(encoding="utf-8"))
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems: list[str] = []
-
-    def local_only(route) -> None:
-        if route.request.url.startswith(LOCAL_URL):
-            route.continue_()
-        else:
-            problems.append(f"blocked: {route.request.url}")
-            route.abort()
-
-    page.route("**/*", local_only)
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.add_init_script(KEEP_VIEWS)
-    page.goto(page_file.as_uri())
-    try:
-        page.wait_for_function(
-            f"() => Object.keys(window.ferflowViews).length === {len(vega_ids)}", timeout=30_000
-        )
-    except PlaywrightTimeout:
-        done = page.evaluate("() => Object.keys(window.ferflowViews)")
-        raise AssertionError(f"{page_file}: drew {done} of {vega_ids}; {problems}") from None
-    divs = {d["id"]: d for d in page.evaluate(DRAWN)}
-    confusion = page.evaluate(
-        """() => { const v = window.ferflowViews["confusion_matrix"];
-                   const bars = window.ferflowViews["per_class_f1"];
-                   return v && {x: v.scale("x").domain(), y: v.scale("y").domain(),
-                                panels: v.data("column_domain").map((d) => d.rev ?? null),
-                                per_class: bars && bars.scale("y").domain()}; }"""
-    )
-    page.screenshot(path=str(screenshot), full_page=True)
-    page.close()
-    return OpenedPage({i: divs.get(i) for i in vega_ids}, divs, confusion, problems)
-
 
 @pytest.mark.slow
 def test_dvc_plot_pages_draw_every_plot_offline(tiny_project, tmp_path) -> None:
@@ -346,7 +251,7 @@ def test_dvc_plot_pages_draw_every_plot_offline(tiny_project, tmp_path) -> None:
 
             for name, folder in folders.items():
                 shot = tmp_path / f"dvc_plots_{name}.png"
-                page = _open_offline(browser, folder / "index.html", shot)
+                page = open_offline(browser, folder / "index.html", shot)
                 assert page.problems == [], f"{name}: {page.problems}"
                 assert sorted(page.vega) == vega_plots, (name, sorted(page.vega))
                 for plot, d in page.vega.items():  # canvas: non-white pixels; svg: shapes

@@ -96,6 +96,7 @@ def _squeezed(markdown: str) -> str:
     return re.sub(r" {2,}", " ", markdown)
 
 
+@pytest.mark.slow
 def test_metrics_table_shows_both_values_and_the_change(repo: Path, report) -> None:
     _, md = report
     base, head = (
@@ -108,12 +109,14 @@ def test_metrics_table_shows_both_values_and_the_change(repo: Path, report) -> N
     assert "From `eval/metrics.json`." in md
 
 
+@pytest.mark.slow
 def test_metrics_made_on_two_cpu_kinds_are_flagged(report) -> None:
     _, text = report
     assert "**Made on different CPU kinds.**" in text
     assert "> - `eval/metrics.json`: base `x86_64 avx2 avx512f`, head `x86_64 avx2`" in text
 
 
+@pytest.mark.slow
 def test_unchanged_metrics_are_folded_away(report) -> None:
     _, md = report
     changed, folded = md.split("<details><summary>1 unchanged</summary>")
@@ -121,12 +124,14 @@ def test_unchanged_metrics_are_folded_away(report) -> None:
     assert "| `n` | 15 | 15 | 0 |" in folded.split("</details>")[0]
 
 
+@pytest.mark.slow
 def test_params_table_lists_the_changed_param_only(report) -> None:
     _, md = report
     assert "| `train.lr` | 0.001 | 0.002 | +0.001 (+100.0%) |" in md
     assert "train.epochs" not in md  # unchanged params stay out of the comment
 
 
+@pytest.mark.slow
 def test_plots_are_pngs_linked_relative_to_the_report(report) -> None:
     out, md = report
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
@@ -157,6 +162,7 @@ def _cells(pixels: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
     return cells
 
 
+@pytest.mark.slow
 def test_confusion_png_shows_base_and_head_as_dvc_draws_them(report) -> None:
     """DVC's confusion template, drawn by Vega: one panel per revision (base left), rows
     `predicted` (the y field) and columns `actual`, happy before neutral, each cell coloured
@@ -198,6 +204,7 @@ def test_a_plot_vega_cannot_draw_is_a_warning_not_a_missing_image(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.png"]
 
 
+@pytest.mark.slow
 def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     metrics = repo / "eval" / "metrics.json"
     committed = metrics.read_text()
@@ -214,6 +221,7 @@ def test_workspace_is_the_default_head(repo: Path, capsys: pytest.CaptureFixture
     assert "Not drawn: give `--out FILE`" in md
 
 
+@pytest.mark.slow
 def test_a_base_without_metrics_shows_dashes_and_a_warning(
     repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -230,12 +238,14 @@ def test_a_base_without_metrics_shows_dashes_and_a_warning(
     assert "### Warnings" in md and "HEAD" in md.split("### Warnings")[1]
 
 
+@pytest.mark.slow
 def test_unknown_revision_is_a_clear_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--base", "no-such-branch", "--head", "HEAD", "--repo", str(repo)]) == 1
     err = capsys.readouterr().err
     assert "'no-such-branch' is not a git revision" in err and "fetch-depth: 0" in err
 
 
+@pytest.mark.slow
 def test_out_never_deletes_a_plots_folder_it_did_not_write(
     repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -255,6 +265,7 @@ def test_out_never_deletes_a_plots_folder_it_did_not_write(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_out_replaces_its_own_plots_folder_whole(repo: Path, report) -> None:
     out, _ = report
     plots = out.parent / "report_plots"

@@ -12,48 +12,33 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import camera_frame
 from fastapi.testclient import TestClient
-from test_app_imports import HEAVY, OURS_NOT_FOR_THE_APP
-from test_serve_uploads import png_claiming
+from helpers import (
+    HEAVY,
+    LIMITS,
+    LOCAL,
+    OURS_NOT_FOR_THE_APP,
+    WS,
+    camera_frame,
+    jpeg,
+    png_claiming,
+    serve_engine,
+)
 
-from pipeline.app import cli
+from pipeline import cli
+from pipeline.app.cli import recognizer
 from pipeline.app.defaults import SERVE
 from pipeline.app.emotion import load_model
-from pipeline.app.image_header import Limits
+from pipeline.app.model_info import model_info
 from pipeline.app.records import frame_records
 from pipeline.config import REPO_ROOT
 from pipeline.serve.app import create_app
 from pipeline.serve.engine import Engine
-from pipeline.serve.model_info import model_info
 from pipeline.serve.schemas import Record
-
-#: Small limits so the over-size cases stay small: 1 MB, 4 megapixels.
-LIMITS = Limits(max_bytes=1024 * 1024, max_pixels=4_000_000)
-#: TestClient sends `Host: testserver` unless told; the server answers only its own names.
-LOCAL, WS = "http://localhost", "ws://localhost/ws"
-
-
-def serve_engine(model_dir: Path, *options: str) -> Engine:
-    """An engine as `ferflow serve --model-dir DIR OPTIONS` makes it."""
-    args = cli.build_parser().parse_args(["serve", "--model-dir", str(model_dir), *options])
-    first, new_stream, new_photo = cli.serve_recognizers(args)
-    return Engine(
-        first,
-        new_stream,
-        smoothing=args.smoothing,
-        limits=LIMITS,
-        new_photo_recognizer=new_photo,
-    )
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", image)[1].tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -281,10 +266,8 @@ class Gated:
 @pytest.mark.timeout(120)
 def test_stream_drops_older_frames_instead_of_queueing(app_model_dir, frame):
     args = cli.build_parser().parse_args(["serve", "--model-dir", str(app_model_dir)])
-    first, entered, gate = cli._recognizer(args), threading.Event(), threading.Event()
-    engine = Engine(
-        first, lambda: Gated(cli._recognizer(args, first.model), entered, gate), workers=1
-    )
+    first, entered, gate = recognizer(args), threading.Event(), threading.Event()
+    engine = Engine(first, lambda: Gated(recognizer(args, first.model), entered, gate), workers=1)
     with (
         TestClient(create_app(engine), base_url=LOCAL) as client,
         client.websocket_connect(WS) as ws,

@@ -19,7 +19,7 @@ import cv2
 import httpx2 as httpx
 import numpy as np
 import pytest
-from conftest import CHROMIUM_ARGS, ServerProcess, camera_frame, chromium
+from helpers import CHROMIUM_ARGS, ServerProcess, camera_frame, chromium
 
 pytestmark = pytest.mark.slow
 

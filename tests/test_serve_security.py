@@ -13,11 +13,12 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import LOCAL, WS, jpeg, serve_engine
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
-from test_serve_api import LOCAL, WS, jpeg, serve_engine
 
-from pipeline.app import cli
+from pipeline import cli
+from pipeline.serve import cli as serve_cli
 from pipeline.serve.app import create_app
 from pipeline.serve.security import LOCAL_HOSTS, Security, listening_hosts, origin_of
 from pipeline.serve.server import header_deadline_protocol
@@ -104,7 +105,7 @@ def test_allow_origin_is_checked_and_normalised():
         origin_of("http://localhost:3000/page")
     args = cli.build_parser().parse_args(["serve", "--allow-origin", "localhost:3000"])
     with pytest.raises(cli.AppError, match="--allow-origin: 'localhost:3000' is not an origin"):
-        cli.serve_security(args)
+        serve_cli.serve_security(args)
 
 
 # ---- streams -----------------------------------------------------------------------------

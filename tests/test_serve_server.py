@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 import cv2
 import httpx2 as httpx
 import pytest
-from conftest import ServerProcess, camera_frame
+from helpers import ServerProcess, camera_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from pipeline.app import cli
+from pipeline import cli
 from pipeline.config import REPO_ROOT
 
 

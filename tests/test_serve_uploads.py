@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import png_claiming
 
 from pipeline.app.image_header import DECODED_BYTES_PER_PIXEL, UPLOAD_LIMITS, Limits, read_header
 from pipeline.serve.uploads import ImageRejected, decode_image
@@ -21,15 +20,6 @@ def encode(image: np.ndarray, suffix: str, *params: int) -> bytes:
     ok, data = cv2.imencode(suffix, image, list(params))
     assert ok
     return data.tobytes()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A 1x1 PNG whose header (CRC fixed up, so it is a well-formed file) claims another size:
-    what a decompression bomb looks like before its pixels are inflated."""
-    data = bytearray(encode(np.zeros((1, 1, 3), np.uint8), ".png"))
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ MODELS = REPO_ROOT / "models" / "fer2013"
 REPORTS = REPO_ROOT / "reports" / "fer2013"
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not SHARED_CSV.is_file(), reason="needs ../shared (present in CI)"),
 ]
 
@@ -84,6 +83,7 @@ def same_cpu_kind(record: dict) -> bool:
     ) == here["libraries"].get("onnxruntime")
 
 
+@pytest.mark.slow  # re-scores the real PrivateTest
 def test_dvc_metrics_hold_what_the_shipped_files_score(scores):
     """Exactly on the CPU kind that made the records; elsewhere float kernels sum in another
     order, so the float figures may move by a few faces (the records name their machine)."""
@@ -104,6 +104,7 @@ def test_dvc_metrics_hold_what_the_shipped_files_score(scores):
             assert abs(recorded - now) <= 0.003, name  # 0.3 points: about 10 of 3,589 faces
 
 
+@pytest.mark.slow  # re-scores the real PrivateTest
 def test_the_int8_model_is_as_good_as_float_on_this_cpu(scores):
     """Whatever this CPU's kind: within 0.3 points of float, the same class on >= 98%."""
     assert scores["float"]["accuracy"] - scores["int8"]["accuracy"] <= 0.003
@@ -126,6 +127,7 @@ def test_the_records_say_where_they_were_made():
     assert f"- evaluate: {machine['cpu']} ({machine['arch']}" in card
 
 
+@pytest.mark.slow  # re-scores the real PrivateTest
 def test_the_card_says_the_same(scores):
     card = (MODELS / "MODEL_CARD.md").read_text()
     assert f"| float, single view | {scores['float']['accuracy']:.2%} |" in card

@@ -9,5 +9,7 @@ Modules, bottom up: `errors` (the one exception a user sees), `emotion` (the ONN
 `detector` (faces), `tracking` (per-face smoothing), `recognizer` (one frame -> faces),
 `media` (reading images, folders, videos, cameras; writing annotated copies), `draw`,
 `records` (JSON lines), `ordered` (several frames at once, results in order), `predict` and
-`live` (the two commands), `cli` (argument parsing).
+`live` (the two commands), `model_info` (what a loaded model says about itself), `version`,
+`cli` (the two commands' options, and the model options `serve` and `batch` share; the
+`ferflow` command itself is `pipeline.cli`, above every layer).
 """

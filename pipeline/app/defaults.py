@@ -33,8 +33,6 @@ class AppDefaults:
     detect_every: int = 1
     #: Weight of a tracked face's past probabilities (exponential moving average).
     smoothing: float = 0.6
-    #: ONNX Runtime threads per model (None: one per core).
-    threads: int | None = None
 
 
 #: Photos, folders and video files: every frame is detected, photos up to 1280 px searched

@@ -70,11 +70,6 @@ def _file_kind(path: Path) -> str:
     return "image" if cv2.haveImageReader(str(path)) else "video"
 
 
-def read_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A BGR uint8 image, or AppError if the file is not a readable image (see load_image)."""
-    return load_image(path, max_pixels=max_pixels)[0]
-
-
 def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str]:
     """A BGR uint8 image and a warning ('' if none), or AppError.
 

@@ -8,29 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.app.cli import model_options, positive_int
 from pipeline.app.errors import AppError
 from pipeline.batch.plan import CHUNK_FRAMES, IMAGES_PER_UNIT
 
 INSTALL_HINT = "pip install 'ferflow[ray]'"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def add_parser(commands: Any) -> None:
+    """Register `batch` on the `ferflow` subcommands, with `predict`'s model and detector
+    options."""
+    from pipeline.app.defaults import PREDICT
 
-
-def add_parser(commands: Any, model_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register `batch` on the `ferflow` subcommands; `model_options` adds the shared
-    model and detector options."""
     batch = commands.add_parser(
         "batch",
-        help="an image or video archive to a Parquet dataset, on Ray (ferflow[ray])",
+        help="images and videos to Parquet, on Ray (ferflow[ray])",
         description="Faces and emotions of every image and video frame, one Parquet row per "
         "face, on a local Ray with this machine's cores or on a Ray cluster. Rerun it to "
         "resume: complete sources are skipped. --threads sets each worker's CPUs "
@@ -52,13 +47,13 @@ def add_parser(commands: Any, model_options: Callable[[argparse.ArgumentParser],
     )
     batch.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="recognizer actors (default: the cluster's CPUs / --threads)",
     )
     batch.add_argument(
         "--chunk-frames",
-        type=_positive_int,
+        type=positive_int,
         default=CHUNK_FRAMES,
         metavar="N",
         help="video frames per task, so one long video spreads over every worker "
@@ -66,13 +61,13 @@ def add_parser(commands: Any, model_options: Callable[[argparse.ArgumentParser],
     )
     batch.add_argument(
         "--images-per-task",
-        type=_positive_int,
+        type=positive_int,
         default=IMAGES_PER_UNIT,
         metavar="N",
         help="images per task and per output file (default: %(default)s)",
     )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summary")
-    model_options(batch)
+    model_options(batch, PREDICT)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,8 +135,8 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any
     one line before Ray starts), and the manifest that identifies their results."""
     from pipeline.app.detector import make_detector
     from pipeline.app.emotion import load_model
+    from pipeline.app.model_info import model_info
     from pipeline.io import sha256_file
-    from pipeline.serve.model_info import model_info
 
     model = load_model(args.model_dir, args.model, args.labels, threads=1, precision=args.precision)
     detector = {

@@ -24,9 +24,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.app.model_info import model_info
+from pipeline.app.version import installed_version
 from pipeline.serve.engine import Engine
 from pipeline.serve.guard import BodyTimeout, OriginCheck, SecurityHeaders, content_security_policy
-from pipeline.serve.model_info import model_info
 from pipeline.serve.schemas import Error, Health, ModelInfo, Prediction
 from pipeline.serve.security import Security
 from pipeline.serve.stream import stream
@@ -54,7 +55,7 @@ def create_app(engine: Engine, security: Security | None = None) -> FastAPI:
     app = FastAPIOffline(
         title="ferflow",
         summary="Faces and their emotions in photos and camera streams (FER2013 labels).",
-        version=_version(),
+        version=installed_version(),
         lifespan=lifespan,
     )
     app.state.engine = engine
@@ -196,12 +197,3 @@ def _validation_message(exc: RequestValidationError) -> str:
         else:
             parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ferflow")
-    except PackageNotFoundError:
-        return "0"
