@@ -148,3 +148,31 @@ def test_memory_is_handed_back_when_streams_close(app_model_dir, astronaut_bgr):
         server.stop()
     print(f"server RSS: {before:.0f} MB, {during:.0f} MB after 8 streams, then {after:.0f} MB")
     assert after - before < 40
+
+
+def test_connections_to_the_listening_socket_get_no_nagle_delay():
+    """asyncio turns Nagle's algorithm off only on sockets that say they are TCP; with it on,
+    each answer on a kept-alive connection waited ~40 ms for the client's delayed ACK."""
+    import asyncio
+
+    from pipeline.serve.server import _bind
+
+    async def accepted_nodelay() -> int:
+        listening = _bind("127.0.0.1", 0)
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader, writer) -> None:
+            option = writer.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY
+            )
+            seen.set_result(option)
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            option = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return option
+
+    assert asyncio.run(accepted_nodelay()) != 0
