@@ -21,7 +21,7 @@ import onnxruntime as ort
 
 from pipeline.config import REPO_ROOT
 from pipeline.data.fer_csv import read_fer_csv
-from pipeline.machine import cpu_kind, describe_machine, machine_line
+from pipeline.machine import cpu_kind, describe_machine, machine_line, made_on
 from pipeline.model_spec import read_spec
 
 #: Model file -> (record file, key path of its test accuracy in that record).
@@ -66,16 +66,16 @@ def main() -> int:
         recorded = record_data
         for key in keys:
             recorded = recorded[key]
-        made_on = (record_data.get("machines") or [{}])[-1]
+        recorded_on = made_on(record_data)
         # Float sums differ between CPU kinds (docs/pipelines.md): exact on the record's
         # kind, within 0.3 points on another.
-        exact = cpu_kind(made_on) == cpu_kind(here)
+        exact = cpu_kind(recorded_on) == cpu_kind(here)
         same = abs(recorded - accuracy) < (0.5 / len(labels) if exact else 0.003)
         status |= not same
         print(
             f"{file}: accuracy {accuracy:.4%}, recorded {recorded:.4%} in {record} -> "
             f"{'MATCH' if same else 'MISMATCH'}"
-            f"{'' if exact else ' (within 0.3 points: recorded on ' + cpu_kind(made_on) + ')'}; "
+            f"{'' if exact else f' (within 0.3 points: recorded on {cpu_kind(recorded_on)})'}; "
             f"{single:,.0f} faces/s one at a time, "
             f"{batched:,.0f} in batches of 256"
         )

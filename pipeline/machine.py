@@ -117,6 +117,15 @@ def machines_entry(stage: str, accelerator: str | None = None) -> list[dict[str,
     return [{"stage": stage, **describe_machine(accelerator)}]
 
 
+def made_on(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The machine a record's last step ran on (its `machines` entry); {} when it names none
+    (older records, other tools' files)."""
+    machines = (record or {}).get("machines")
+    if isinstance(machines, list) and machines and isinstance(machines[-1], dict):
+        return machines[-1]
+    return {}
+
+
 def machine_line(machine: dict[str, Any] | None) -> str:
     """One line for a card or a report: `AMD EPYC (x86_64, 2 cores; avx2 fma avx512f
     avx512_vnni), no accelerator; tensorflow 2.21.0, keras 3.15.1, onnxruntime 1.32.0`."""

@@ -61,3 +61,12 @@ def test_the_report_warns_only_when_a_file_was_made_on_two_kinds():
     assert note[1:] == [f"> - `reports/metrics.json`: base `{avx512}`, head `{avx2}`", ""]
     # A file recorded on one side only (an older record) is no evidence of a change.
     assert machine_note({"reports/metrics.json": avx512}, {}) == []
+
+
+def test_a_record_names_the_machine_of_its_last_step():
+    from pipeline.machine import made_on
+
+    train, evaluate = {"stage": "train", "cpu": "A"}, {"stage": "evaluate", "cpu": "B"}
+    assert made_on({"machines": [train, evaluate]}) == evaluate
+    assert made_on({"test": {"accuracy": 0.5}}) == {}
+    assert made_on({"machines": "x86_64"}) == {} and made_on(None) == {}

@@ -74,16 +74,14 @@ def scores(private_test):
 
 def same_cpu_kind(record: dict) -> bool:
     """Whether this machine computes as the one that made `record` (pipeline.machine)."""
-    from pipeline.machine import cpu_kind, describe_machine
+    from pipeline.machine import cpu_kind, describe_machine, made_on
 
-    made_on = record.get("machines") or [{}]
-    here = describe_machine()
-    return cpu_kind(made_on[-1]) == cpu_kind(here) and made_on[-1].get("libraries", {}).get(
+    recorded_on, here = made_on(record), describe_machine()
+    return cpu_kind(recorded_on) == cpu_kind(here) and recorded_on.get("libraries", {}).get(
         "onnxruntime"
     ) == here["libraries"].get("onnxruntime")
 
 
-@pytest.mark.slow  # re-scores the real PrivateTest
 def test_dvc_metrics_hold_what_the_shipped_files_score(scores):
     """Exactly on the CPU kind that made the records; elsewhere float kernels sum in another
     order, so the float figures may move by a few faces (the records name their machine)."""

@@ -146,6 +146,7 @@ def write_reports(
     """Write metrics.json and the eval folder (see the module docstring); `names` is the
     label set, in class-index order."""
     metrics, predictions = results["test"]
+    machines = machines_entry("evaluate")
     with atomic_dir(eval_dir) as tmp:
         # The class indices ride along so DVC's confusion template (.dvc/plots/
         # confusion_fer.json) draws any label set in its own order.
@@ -165,7 +166,7 @@ def write_reports(
                 }
                 for name, (m, _) in results.items()
             }
-            | {"machines": machines_entry("evaluate")},
+            | {"machines": machines},
         )
         accuracy, macro_f1 = metrics["accuracy"], metrics["macro_f1"]
         title = f"test split: accuracy {accuracy:.1%}, macro F1 {macro_f1:.3f}"
@@ -173,7 +174,7 @@ def write_reports(
         absent = classes_without_support(metrics)
         note = f"\nno test images of {', '.join(absent)} (F1 0)" if absent else ""
         plot_per_class(metrics["per_class"], tmp / PER_CLASS_PNG, title=f"Per-class, {title}{note}")
-    write_json(metrics_path, {**headline(results), "machines": machines_entry("evaluate")})
+    write_json(metrics_path, {**headline(results), "machines": machines})
 
 
 def run_evaluation(

@@ -136,7 +136,7 @@ def plots_diff(
 def cpu_kinds(rev: str, paths: list[str], repo: str | Path) -> dict[str, str]:
     """{metrics file: the CPU kind its `machines` entry names} at `rev` (pipeline.machine);
     files without one (older records, other tools' metrics) are left out."""
-    from pipeline.machine import cpu_kind
+    from pipeline.machine import cpu_kind, made_on
 
     kinds = {}
     for path in paths:
@@ -149,11 +149,12 @@ def cpu_kinds(rev: str, paths: list[str], repo: str | Path) -> dict[str, str]:
             )
             text = done.stdout if done.returncode == 0 else ""
         try:
-            machines = json.loads(text).get("machines") if text else None
-        except (json.JSONDecodeError, AttributeError):
-            machines = None
-        if isinstance(machines, list) and machines and isinstance(machines[-1], dict):
-            kinds[path] = cpu_kind(machines[-1])
+            record = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            record = None
+        machine = made_on(record) if isinstance(record, dict) else {}
+        if machine:
+            kinds[path] = cpu_kind(machine)
     return kinds
 
 

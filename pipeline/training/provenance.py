@@ -39,21 +39,13 @@ def data_hash(*arrays: np.ndarray) -> str:
 
 
 def describe_device() -> str:
-    """The machine a run trained on, e.g. `1x NVIDIA H200 (gpu), Keras 3.15.1 on jax 0.11.2`."""
+    """The machine a run trained on, e.g. `1x NVIDIA H200, Keras 3.15.1 on jax 0.11.2`."""
     import keras
 
     backend = keras.backend.backend()
-    devices = keras.distribution.list_devices()
-    kind = devices[0].split(":")[0] if devices else "cpu"
-    name = f"{platform.machine()} CPU ({os.cpu_count()} cores)"
-    if backend == "jax":
-        import jax
-
-        name, version = jax.devices()[0].device_kind, jax.__version__
-    else:
-        version = getattr(__import__(backend), "__version__", "?")
-    count = f"{len(devices)}x " if kind != "cpu" else ""
-    return f"{count}{name}, Keras {keras.__version__} on {backend} {version}"
+    version = getattr(__import__(backend), "__version__", "?")
+    name = accelerator() or f"{platform.machine()} CPU ({os.cpu_count()} cores)"
+    return f"{name}, Keras {keras.__version__} on {backend} {version}"
 
 
 def accelerator() -> str | None:
