@@ -1,0 +1,194 @@
+"""Pixel operations the app and the data stages share, on numpy and Pillow alone.
+
+No OpenCV here: photos, `ferflow serve` and the data stages run without it, so the app's
+install stays light (OpenCV is the `ferflow[video]` extra, for video files and cameras).
+The arithmetic follows OpenCV's where the app used it before, so a face gives the same
+numbers either way: `to_gray` is OpenCV's fixed-point BT.601 formula bit for bit, and
+`resize` averages the exact area each output pixel covers when shrinking (OpenCV's
+INTER_AREA) and interpolates bilinearly when enlarging (INTER_LINEAR), within one grey
+level of OpenCV (tests/test_imaging.py compares them).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+
+import numpy as np
+
+#: BT.601 luma weights for B, G, R in OpenCV's 15-bit fixed point (0.114, 0.587, 0.299).
+_GRAY_WEIGHTS = np.array([3735, 19235, 9798], np.uint32)
+_GRAY_SHIFT = 15
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """BGR (or already grey) uint8 -> grey uint8 (H, W)."""
+    if image.ndim == 2:
+        return image
+    weighted = image[..., :3].astype(np.uint32) @ _GRAY_WEIGHTS
+    return ((weighted + (1 << (_GRAY_SHIFT - 1))) >> _GRAY_SHIFT).astype(np.uint8)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """BGR or grey uint8 -> RGB uint8 (H, W, 3)."""
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., 2::-1])
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Grey or BGR uint8 -> BGR uint8 (H, W, 3) (a copy either way: safe to draw on)."""
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    return image.copy()
+
+
+def _area_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices and weights (dst, k): each output pixel averages the source span
+    [i * scale, (i + 1) * scale) it covers, partly covered pixels by the part covered."""
+    scale = src / dst
+    starts = np.arange(dst) * scale
+    first = np.floor(starts).astype(np.int64)
+    index = first[:, None] + np.arange(int(np.ceil(scale)) + 1)
+    covered = np.minimum(index + 1, (starts + scale)[:, None]) - np.maximum(index, starts[:, None])
+    weights = np.clip(covered, 0, None) / scale
+    return np.clip(index, 0, src - 1), weights.astype(np.float32)
+
+
+def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices and weights (dst, 2) of bilinear interpolation, pixel centres aligned
+    (OpenCV's and Pillow's convention), edges repeated."""
+    where = (np.arange(dst) + 0.5) * (src / dst) - 0.5
+    left = np.floor(where)
+    frac = (where - left).astype(np.float32)
+    index = np.clip(left.astype(np.int64)[:, None] + np.arange(2), 0, src - 1)
+    return index, np.stack([1 - frac, frac], axis=1)
+
+
+def _resize_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
+    src = image.shape[axis]
+    if size == src:
+        return image
+    index, weights = (_area_taps if size < src else _linear_taps)(src, size)
+    shape = [1] * image.ndim
+    shape[axis] = size
+    out = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1 :], np.float32)
+    for k in range(index.shape[1]):  # a few taps each, never a dense (dst x src) product
+        out += np.take(image, index[:, k], axis=axis) * weights[:, k].reshape(shape)
+    return out
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 image (H, W) or (H, W, C) -> (height, width) of `size` = (width, height).
+
+    Each axis on its own: shrinking averages (aliasing-free), enlarging interpolates.
+    """
+    width, height = size
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width}x{height}: both sides must be at least 1")
+    src_height, src_width = image.shape[:2]
+    if (src_height, src_width) == (height, width):
+        return image
+    if src_height % height == 0 and src_width % width == 0 and image.shape[2:] in ((), (3,)):
+        # Whole factors (a photo halved for the detector): the plain block average, which
+        # Pillow's reduce() computes in C some 50 times faster than the general path.
+        from PIL import Image
+
+        factors = (src_width // width, src_height // height)
+        return np.array(Image.fromarray(np.ascontiguousarray(image)).reduce(factors))
+    out = _resize_axis(_resize_axis(image, height, 0), width, 1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------
+# Files: decoding and encoding with Pillow
+# ---------------------------------------------------------------------------------------
+
+#: Pillow reads a JPEG that ends early only while this global flag is set; it is set
+#: around one decode at a time (`decode(..., truncated_ok=True)`), never left on.
+_TRUNCATED_LOCK = threading.Lock()
+#: Pillow modes holding 16 bits a sample: scaled to 8 by their high byte (as OpenCV does).
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+class DecodeError(ValueError):
+    """Bytes that are not an image Pillow can decode; the message says Pillow's reason."""
+
+
+def decode(data: bytes, *, gray: bool = False, truncated_ok: bool = False) -> np.ndarray:
+    """Image file bytes -> BGR uint8 (H, W, 3), or grey (H, W) with `gray`; DecodeError if
+    they do not decode. EXIF orientation is applied (a phone's portrait photo stands up),
+    alpha is dropped, 16-bit samples keep their high byte.
+
+    `truncated_ok`: a JPEG cut off while copying decodes with its missing part grey instead
+    of failing (the caller should say so: `image_header.jpeg_ends_early`).
+    """
+    from PIL import Image, ImageFile, ImageOps
+
+    Image.MAX_IMAGE_PIXELS = None  # the callers apply ferflow's own limits first
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as opened:
+                if truncated_ok:
+                    with _TRUNCATED_LOCK:
+                        ImageFile.LOAD_TRUNCATED_IMAGES = True
+                        try:
+                            opened.load()
+                        finally:
+                            ImageFile.LOAD_TRUNCATED_IMAGES = False
+                ImageOps.exif_transpose(opened, in_place=True)
+                return _pixels(opened, gray)
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError) as e:
+        reason = str(e).strip() or type(e).__name__
+        if reason.startswith("cannot identify image file"):  # it names the in-memory buffer
+            reason = "no image format Pillow knows"
+        raise DecodeError(reason) from None
+
+
+def _pixels(image, gray: bool) -> np.ndarray:
+    """A decoded Pillow image -> BGR or grey uint8. Each step frees what it no longer needs,
+    so the process holds at most the source and one copy at a time (the decode budget in
+    pipeline/app/image_header.py counts on it)."""
+    if image.mode in _WIDE_MODES:
+        wide = np.asarray(image)
+        image.close()
+        grey = (wide >> 8 if wide.max(initial=0) > 255 else wide).astype(np.uint8)
+        del wide
+        return grey if gray else np.repeat(grey[..., None], 3, axis=2)
+    target = "L" if gray and image.mode == "L" else "RGB"
+    converted = image if image.mode == target else image.convert(target)
+    if converted is not image:
+        image.close()
+    pixels = np.asarray(converted)  # read-only, over Pillow's bytes
+    converted.close()
+    if target == "L":
+        return pixels.copy()
+    return to_gray(pixels[..., ::-1]) if gray else np.ascontiguousarray(pixels[..., ::-1])
+
+
+def format_for(suffix: str) -> str | None:
+    """Pillow's name for the format a file suffix ('.jpg') names, or None if it writes none."""
+    from PIL import Image
+
+    Image.init()
+    name = Image.registered_extensions().get(suffix.lower())
+    return name if name in Image.SAVE else None
+
+
+def encode(image: np.ndarray, suffix: str) -> bytes:
+    """BGR or grey uint8 -> file bytes in the format `suffix` names; ValueError if Pillow
+    writes no such format or not this kind of image (grey-only formats hold no colour)."""
+    from PIL import Image
+
+    fmt = format_for(suffix)
+    if fmt is None:
+        raise ValueError(f"no image format is written for the suffix {suffix!r}")
+    pixels = image if image.ndim == 2 else to_rgb(image)
+    buffer = io.BytesIO()
+    try:
+        Image.fromarray(np.ascontiguousarray(pixels, np.uint8)).save(buffer, format=fmt)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"cannot write this image as {fmt} ({e})") from None
+    return buffer.getvalue()
