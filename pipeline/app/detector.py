@@ -22,10 +22,10 @@ import importlib.resources
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
+from pipeline import imaging
 from pipeline.app.defaults import PREDICT
 from pipeline.app.errors import AppError
 from pipeline.app.onnx_shapes import free_dimensions
@@ -52,6 +52,28 @@ def detection_scale(frame_shape: tuple[int, ...], smallest: int, min_face: int, 
     longer = max(frame_shape[:2])
     scale = 1.0 if min_face <= smallest else smallest / min_face
     return min(1.0, scale, max_size / longer)
+
+
+def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, max_iou: float) -> np.ndarray:
+    """Indices of the boxes (x, y, w, h) kept, best score first: each box overlapping a
+    better-scoring kept one by more than `max_iou` (intersection over union) is dropped.
+    Ties keep the earlier box (OpenCV's `dnn.NMSBoxes` orders and compares the same way)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    areas = boxes[:, 2] * boxes[:, 3]
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    kept: list[int] = []
+    while len(order):
+        best, rest = order[0], order[1:]
+        kept.append(int(best))
+        w = np.clip(np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]), 0, None)
+        h = np.clip(np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]), 0, None)
+        inter = w * h
+        union = areas[best] + areas[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[overlap <= max_iou]
+    return np.asarray(kept, np.int64)
 
 
 def _left_to_right(boxes: np.ndarray, *, with_order: bool = False):
@@ -151,18 +173,15 @@ class CenterFace:
         scale = detection_scale(frame.shape, self.smallest, self.min_face, self.max_size)
         height, width = frame.shape[:2]
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
-        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA) if scale < 1 else frame
-        small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
+        small = imaging.to_rgb(imaging.resize(frame, (w, h)) if scale < 1 else frame)
         # The network halves the resolution five times: pad right and bottom to a multiple
-        # of 32 (padding keeps the aspect ratio, which stretching would not).
-        pad_w, pad_h = -w % 32, -h % 32
-        small = cv2.copyMakeBorder(small, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
-        blob = np.ascontiguousarray(small.transpose(2, 0, 1)[None], np.float32)
+        # of 32 with black (padding keeps the aspect ratio, which stretching would not).
+        blob = np.zeros((1, 3, h + -h % 32, w + -w % 32), np.float32)
+        blob[0, :, :h, :w] = small.transpose(2, 0, 1)
         heatmap, sizes, offsets, _landmarks = self.session.run(None, {self.input_name: blob})
         boxes, scores = self._decode(heatmap[0, 0], sizes[0], offsets[0])
         if len(boxes):
-            keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, CENTERFACE_NMS_IOU)
-            keep = np.asarray(keep, np.int64).reshape(-1)
+            keep = non_maximum_suppression(boxes, scores, CENTERFACE_NMS_IOU)
             boxes, scores = _squares(boxes[keep] / scale, *CENTERFACE_FRAMING), scores[keep]
             large = boxes[:, 2] >= self.min_face
             boxes, scores = boxes[large], scores[large]
@@ -202,6 +221,7 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
     given = Path(name)
     if given.is_file():
         return given
+    cv2 = _opencv()
     bundled_dir = getattr(getattr(cv2, "data", None), "haarcascades", None)
     if bundled_dir is None or not (Path(bundled_dir) / name).is_file():
         raise AppError(
@@ -210,6 +230,18 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
             "does not: pip install 'opencv-python-headless>=4.10,<5'"
         )
     return Path(bundled_dir) / name
+
+
+def _opencv():
+    """OpenCV, which the Haar cascade needs (the app's light install leaves it out)."""
+    try:
+        import cv2
+    except ImportError:
+        raise AppError(
+            "--detector haar needs OpenCV, which the app's light install leaves out: "
+            "pip install 'ferflow[video]' (or use the default detector, centerface)"
+        ) from None
+    return cv2
 
 
 class HaarCascade:
@@ -230,6 +262,7 @@ class HaarCascade:
             raise AppError(f"detection size must be at least 64 pixels, got {max_size}")
         if scale_factor <= 1.0:
             raise AppError(f"detector scale factor must be above 1.0, got {scale_factor}")
+        cv2 = _opencv()
         path = cascade_path(cascade)
         self.classifier = cv2.CascadeClassifier()
         try:
@@ -242,12 +275,12 @@ class HaarCascade:
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        gray = imaging.to_gray(frame)
         scale = detection_scale(gray.shape, self.smallest, self.min_face, self.max_size)
         small = gray
         if scale < 1.0:
-            size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
-            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            height, width = gray.shape
+            small = imaging.resize(gray, (round(width * scale), round(height * scale)))
         side = max(self.smallest, round(self.min_face * scale))
         found = self.classifier.detectMultiScale(
             small,

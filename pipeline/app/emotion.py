@@ -12,10 +12,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
+from pipeline import imaging
 from pipeline.app.errors import AppError
 from pipeline.config import read_params_file, repo_path
 from pipeline.model_spec import ModelSpec, read_spec
@@ -175,15 +175,8 @@ class EmotionModel:
         s = self.spec.input
         batch = np.empty((len(crops), s.height, s.width, s.channels), np.float32)
         for i, crop in enumerate(crops):
-            if s.channels == 1:
-                image = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-            else:
-                code = cv2.COLOR_GRAY2RGB if crop.ndim == 2 else cv2.COLOR_BGR2RGB
-                image = cv2.cvtColor(crop, code)
-            shrinking = crop.shape[0] > s.height or crop.shape[1] > s.width
-            # INTER_AREA averages when shrinking, where other interpolations alias.
-            interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            image = cv2.resize(image, (s.width, s.height), interpolation=interp)
+            image = imaging.to_gray(crop) if s.channels == 1 else imaging.to_rgb(crop)
+            image = imaging.resize(image, (s.width, s.height))
             batch[i] = image.reshape(s.height, s.width, s.channels)
         return s.feed(batch)
 

@@ -7,9 +7,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from pipeline import imaging
 from pipeline.app.detector import Detector, make_detector
 from pipeline.app.emotion import EmotionModel
 from pipeline.app.tracking import SceneCuts, Tracker, face_signature
@@ -44,7 +44,9 @@ def crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
     inside = image[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
     pads = (max(-y0, 0), max(y1 - height, 0), max(-x0, 0), max(x1 - width, 0))
     if any(pads):
-        inside = cv2.copyMakeBorder(inside, *pads, borderType=cv2.BORDER_REPLICATE)
+        top, bottom, left, right = pads
+        edges = ((top, bottom), (left, right)) + ((0, 0),) * (inside.ndim - 2)
+        inside = np.pad(inside, edges, mode="edge")
     return inside
 
 
@@ -144,7 +146,7 @@ class Recognizer:
     def _source(self, frame: np.ndarray) -> np.ndarray:
         """The frame faces are cropped from: grayscale for a grayscale model."""
         if self.model.spec.input.channels == 1 and frame.ndim == 3:
-            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            return imaging.to_gray(frame)
         return frame
 
     def _scene_cut(self, frame: np.ndarray) -> bool:

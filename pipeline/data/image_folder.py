@@ -8,8 +8,8 @@
 Split folders are `train`, `val`, `test`, or FER2013's `Training`, `PublicTest`,
 `PrivateTest`. The class names are the class folders of `train`, sorted: that is the label
 set, in class-index order. Images are PNG, JPEG, BMP or WebP of any size, grey or colour;
-each becomes the pipeline's 48x48 grey face (OpenCV's grey conversion, then a resize:
-area-averaging when shrinking, as the app does; a non-square image is stretched, so crop
+each becomes the pipeline's 48x48 grey face (`pipeline.imaging`'s grey conversion and resize,
+the app's own: area-averaging when shrinking; a non-square image is stretched, so crop
 faces square first). Files whose names start with "." (.DS_Store) are skipped.
 
 What is wrong with the layout itself (an unknown or missing split folder, an empty class
@@ -24,9 +24,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from pipeline import imaging
 from pipeline.config import IMAGE_SIZE, SPLIT_OF_USAGE, SPLITS
 from pipeline.data.errors import DataError
 
@@ -85,15 +85,14 @@ class FolderTable:
 
 
 def decode_face(data: bytes) -> np.ndarray | None:
-    """Image file bytes -> uint8 (48, 48) grey face, or None if OpenCV cannot decode them."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
+    """Image file bytes -> uint8 (48, 48) grey face, or None if they do not decode."""
+    try:
+        image = imaging.decode(data, gray=True)
+    except imaging.DecodeError:
         return None
-    if image.shape == (IMAGE_SIZE, IMAGE_SIZE):
-        return image
-    shrinking = image.shape[0] > IMAGE_SIZE or image.shape[1] > IMAGE_SIZE
-    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interp)
+    if image.size == 0:
+        return None
+    return imaging.resize(image, (IMAGE_SIZE, IMAGE_SIZE))
 
 
 def _visible(folder: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 It shows the verdict, every problem with example rows, rows and classes per split as bars,
 duplicates, and a few faces of each class, so that a glance tells whether the labels look
-right. Images are inline PNGs (OpenCV's encoder; OpenCV is in every install of ferflow).
+right. Images are inline PNGs.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import base64
 import html
 from typing import Any
 
-import cv2
 import numpy as np
 
+from pipeline import imaging
 from pipeline.config import SPLITS
 from pipeline.data.fer_csv import USAGES, FerTable
 from pipeline.data.image_folder import FolderTable
@@ -33,10 +33,7 @@ img.faces { image-rendering: pixelated; width: 100%; max-width: 48rem; }
 
 def png_bytes(gray: np.ndarray) -> bytes:
     """A grayscale uint8 (H, W) image as PNG bytes."""
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(gray, dtype=np.uint8))
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {gray.shape} image as PNG")
-    return encoded.tobytes()
+    return imaging.encode(np.ascontiguousarray(gray, dtype=np.uint8), ".png")
 
 
 def face_grid(

@@ -302,7 +302,7 @@ def _explain(table: FerTable, column: str, row: int) -> str:
     i = row - 1
     if isinstance(table, FolderTable):
         if column == "readable":
-            return "OpenCV cannot decode it as an image; replace or remove the file"
+            return "it does not decode as an image (PNG, JPEG, BMP, WebP...); replace or remove it"
         return f"its {column} breaks the rule"
     if table.emotion[i].as_py() is None and table.pixels[i].as_py() is None:
         return "the line is blank; remove it"
