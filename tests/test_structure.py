@@ -18,7 +18,7 @@ from pipeline.config import REPO_ROOT
 #: its own modules and those of any lower layer, never a higher one nor a sibling of its own
 #: layer (serve, batch and report each stand on the app alone).
 LAYERS = (
-    ("__init__", "config", "errors", "quiet", "io", "machine"),
+    ("__init__", "config", "errors", "quiet", "io", "machine", "imaging"),
     ("model_spec", "params_errors"),
     ("params",),
     ("data",),
