@@ -124,9 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] and argv[0] in own:
             return own[argv[0]](argv[1:])
         args = build_parser().parse_args(argv)
-        from pipeline.app.media import quiet_opencv
-
-        quiet_opencv()
         return _command(args.command)(args)
     except AppError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

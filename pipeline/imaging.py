@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import threading
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -124,13 +125,18 @@ def decode(data: bytes, *, gray: bool = False, truncated_ok: bool = False) -> np
     `truncated_ok`: a JPEG cut off while copying decodes with its missing part grey instead
     of failing (the caller should say so: `image_header.jpeg_ends_early`).
     """
-    from PIL import Image, ImageFile, ImageOps
+    from PIL import Image, ImageFile
 
     Image.MAX_IMAGE_PIXELS = None  # the callers apply ferflow's own limits first
+    if _still_webp(data):
+        pixels = _decode_webp(data)
+        if pixels is not None:
+            return _oriented(to_gray(pixels) if gray else pixels, _webp_orientation(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as opened:
+                orientation = _orientation(opened)
                 if truncated_ok:
                     with _TRUNCATED_LOCK:
                         ImageFile.LOAD_TRUNCATED_IMAGES = True
@@ -138,34 +144,172 @@ def decode(data: bytes, *, gray: bool = False, truncated_ok: bool = False) -> np
                             opened.load()
                         finally:
                             ImageFile.LOAD_TRUNCATED_IMAGES = False
-                ImageOps.exif_transpose(opened, in_place=True)
-                return _pixels(opened, gray)
+                else:
+                    opened.load()
+                pixels = _pixels(opened, gray)
     except (OSError, ValueError, SyntaxError, EOFError, IndexError) as e:
         reason = str(e).strip() or type(e).__name__
         if reason.startswith("cannot identify image file"):  # it names the in-memory buffer
             reason = "no image format Pillow knows"
         raise DecodeError(reason) from None
+    return _oriented(pixels, orientation)
+
+
+#: Rows converted at a time: about 256 KB of Pillow's pixels, so the conversion costs the
+#: process nothing beside the decoded image and the result.
+_BAND_BYTES = 1 << 18
 
 
 def _pixels(image, gray: bool) -> np.ndarray:
-    """A decoded Pillow image -> BGR or grey uint8. Each step frees what it no longer needs,
-    so the process holds at most the source and one copy at a time (the decode budget in
-    pipeline/app/image_header.py counts on it)."""
-    if image.mode in _WIDE_MODES:
-        wide = np.asarray(image)
-        image.close()
-        grey = (wide >> 8 if wide.max(initial=0) > 255 else wide).astype(np.uint8)
-        del wide
-        return grey if gray else np.repeat(grey[..., None], 3, axis=2)
-    target = "L" if gray and image.mode == "L" else "RGB"
-    converted = image if image.mode == target else image.convert(target)
-    if converted is not image:
-        image.close()
-    pixels = np.asarray(converted)  # read-only, over Pillow's bytes
-    converted.close()
-    if target == "L":
-        return pixels.copy()
-    return to_gray(pixels[..., ::-1]) if gray else np.ascontiguousarray(pixels[..., ::-1])
+    """A loaded Pillow image -> BGR or grey uint8, band by band into the result, so the
+    process holds Pillow's pixels (4 bytes a pixel for colour) and the result (3) and never
+    a whole-image copy between them (the decode budget in pipeline/app/image_header.py
+    counts on it)."""
+    width, height = image.size
+    out = np.empty((height, width) if gray else (height, width, 3), np.uint8)
+    wide = image.mode in _WIDE_MODES
+    # 16-bit samples keep their high byte only where the image uses more than 8 bits.
+    shift = 8 if wide and image.getextrema()[1] > 255 else 0
+    rows = max(1, _BAND_BYTES // max(1, 4 * width))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        band = image.crop((0, top, width, bottom))
+        if wide:
+            grey = (np.asarray(band) >> shift).astype(np.uint8)
+            out[top:bottom] = grey if gray else grey[..., None]
+            continue
+        if band.mode not in ("L", "RGB") or (band.mode == "L" and not gray):
+            band = band.convert("RGB")
+        pixels = np.asarray(band)
+        if gray:
+            out[top:bottom] = pixels if pixels.ndim == 2 else to_gray(pixels[..., ::-1])
+        else:
+            out[top:bottom] = pixels[..., ::-1]
+    image.close()
+    return out
+
+
+def _still_webp(data: bytes) -> bool:
+    """A WebP file that is not animated (VP8X flag 0x02: Pillow decodes its first frame)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return False
+    return not (data[12:16] == b"VP8X" and len(data) > 20 and data[20] & 0x02)
+
+
+def _webp_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(fourcc, start, end) of each chunk of a RIFF file, as far as its sizes hold."""
+    at = 12
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at + 4 : at + 8], "little")
+        yield data[at : at + 4], at + 8, min(len(data), at + 8 + size)
+        at += 8 + size + (size & 1)
+
+
+def _webp_orientation(data: bytes) -> int:
+    """The orientation in a WebP file's EXIF chunk (1 if it has none)."""
+    for fourcc, start, end in _webp_chunks(data):
+        if fourcc == b"EXIF":
+            from PIL import Image
+
+            exif = Image.Exif()
+            try:
+                exif.load(data[start:end])
+            except Exception:  # noqa: BLE001 - a damaged EXIF block leaves the photo as stored
+                return 1
+            value = exif.get(0x0112, 1)
+            return value if value in range(1, 9) else 1
+    return 1
+
+
+def _libwebp():
+    """libwebp's simple decoding API through ctypes, or None where it cannot be found.
+
+    Pillow decodes WebP through libwebp's animation decoder, which keeps two canvases of
+    4 bytes a pixel and hands back a third: 16 bytes a pixel with Pillow's own copy, twice
+    the decode budget. WebPDecodeBGRInto writes straight into the result instead. Pillow's
+    Linux and macOS wheels ship libwebp beside the _webp module; a system libwebp serves
+    where Pillow links to that; Windows wheels link it statically (Pillow's path then).
+    """
+    global _LIBWEBP
+    if _LIBWEBP is not None:
+        return _LIBWEBP or None
+    import ctypes
+    import ctypes.util
+    import glob
+    import os
+
+    from PIL import _webp
+
+    here = os.path.dirname(_webp.__file__)
+    names = sorted(glob.glob(os.path.join(here, "..", "pillow.libs", "libwebp-*.so*")))
+    names += sorted(glob.glob(os.path.join(here, ".dylibs", "libwebp.*dylib")))
+    names += [ctypes.util.find_library("webp") or ""]
+    _LIBWEBP = False
+    for name in filter(None, names):
+        try:
+            lib = ctypes.CDLL(name)
+            decode_into = lib.WebPDecodeBGRInto
+        except (OSError, AttributeError):
+            continue
+        decode_into.restype = ctypes.c_void_p
+        decode_into.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+        ]
+        get_info = lib.WebPGetInfo
+        get_info.restype = ctypes.c_int
+        get_info.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_int),
+        ]
+        _LIBWEBP = (decode_into, get_info)
+        break
+    return _LIBWEBP or None
+
+
+_LIBWEBP = None
+
+
+def _decode_webp(data: bytes) -> np.ndarray | None:
+    """A still WebP -> BGR uint8 decoded in place, or None (no libwebp here: use Pillow)."""
+    import ctypes
+
+    lib = _libwebp()
+    if lib is None:
+        return None
+    decode_into, get_info = lib
+    width, height = ctypes.c_int(), ctypes.c_int()
+    if not get_info(data, len(data), ctypes.byref(width), ctypes.byref(height)):
+        return None  # Pillow says what is wrong
+    out = np.empty((height.value, width.value, 3), np.uint8)
+    if not decode_into(data, len(data), out.ctypes.data, out.nbytes, out.strides[0]):
+        raise DecodeError("libwebp cannot decode this WebP image (truncated or corrupt)")
+    return out
+
+
+def _orientation(image) -> int:
+    """The EXIF orientation (1-8; 1: as stored), read before decoding."""
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block leaves the photo as stored
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def _oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels turned as EXIF `orientation` says (what Pillow's exif_transpose does), done
+    on the result after Pillow's copy is freed: one more copy, of 3 bytes a pixel."""
+    if orientation == 1:
+        return pixels
+    if orientation in (5, 6, 7, 8):  # the stored rows are the photo's columns
+        pixels = pixels.swapaxes(0, 1)
+    flips = {2: (1,), 3: (0, 1), 4: (0,), 5: (), 6: (1,), 7: (0, 1), 8: (0,)}[orientation]
+    return np.ascontiguousarray(np.flip(pixels, flips))
 
 
 def format_for(suffix: str) -> str | None:

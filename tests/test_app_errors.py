@@ -88,7 +88,8 @@ def test_corrupt_image(capfd, app_model_dir, tmp_path):
     line = fails(capfd, "predict", bad, "--model-dir", app_model_dir)
     assert line == (
         f"{bad}: not a readable image (corrupt, truncated or an unsupported format; "
-        f"expected one of {SUFFIXES} or another format OpenCV reads)"
+        f"expected one of {SUFFIXES} or another format Pillow reads; Pillow said "
+        "'no image format Pillow knows')"
     )
 
 
@@ -99,7 +100,7 @@ def test_empty_folder(capfd, app_model_dir, tmp_path):
     line = fails(capfd, "predict", empty, "--model-dir", app_model_dir)
     assert line == (
         f"{empty}: no images found in this folder (looked for {SUFFIXES} and other formats "
-        "OpenCV reads); add --recursive to look in subfolders"
+        "Pillow reads); add --recursive to look in subfolders"
     )
 
 

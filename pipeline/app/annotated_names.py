@@ -1,6 +1,6 @@
 """Where `ferflow predict --annotate DIR` writes each annotated copy: names that cannot collide.
 
-A copy keeps its input's name (`photo.jpg`, `clip.avi.mp4`: a format OpenCV cannot write in
+A copy keeps its input's name (`photo.jpg`, `clip.avi.mp4`: a format Pillow cannot write in
 colour gets `.png` or `.mp4` appended rather than replacing its suffix, so `x.png` and
 `x.pgm` stay apart), and a folder's layout is kept below DIR. Where two inputs would still
 land on one name (`a/v.mp4` and `b/v.mp4`), each of them keeps as many of its parent folders
@@ -16,9 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from pipeline import imaging
 from pipeline.app.errors import AppError
 from pipeline.app.media import ANNOTATED_VIDEO_SUFFIX
 
@@ -86,13 +86,21 @@ def _own_name(item: Item) -> Path:
     return relative if writable else relative.with_name(relative.name + ".png")
 
 
+#: Formats that hold grey (or black and white) only; Pillow would write colour into them
+#: anyway, as a PPM under the wrong name.
+_GREY_ONLY = (".pgm", ".pbm")
+
+
 @functools.cache
 def _writes_colour(suffix: str) -> bool:
-    """Whether OpenCV writes a colour image in this format (.pgm holds grey only)."""
-    try:
-        return bool(suffix) and cv2.imencode(suffix, np.zeros((2, 2, 3), np.uint8))[0]
-    except cv2.error:
+    """Whether a colour image can be written in the format this suffix names."""
+    if not suffix or suffix in _GREY_ONLY:
         return False
+    try:
+        imaging.encode(np.zeros((2, 2, 3), np.uint8), suffix)
+    except ValueError:
+        return False
+    return True
 
 
 def _parent_parts(item: Item) -> tuple[str, ...]:

@@ -2,12 +2,13 @@
 agrees to decode: one reader and one limit policy for `ferflow predict` and `ferflow serve`.
 
 The header (format, width, height) is read with Pillow's lazy `Image.open`, which parses
-the header only; decoding is OpenCV's. So an image too large to decode safely is refused
-before any pixel memory is taken: a 300-byte PNG can claim 60000 x 60000 pixels (10 GB
-decoded), and a 47 KB all-zero PNG of 50 megapixels decodes to 150 MB.
+the header only; decoding comes after (`pipeline.imaging.decode`). So an image too large
+to decode safely is refused before any pixel memory is taken: a 300-byte PNG can claim
+60000 x 60000 pixels (10 GB decoded), and a 47 KB all-zero PNG of 50 megapixels decodes to
+150 MB.
 
 The limit policy (`Limits`): a decoded image costs `DECODED_BYTES_PER_PIXEL` bytes a pixel
-(BGR, 8 bits a channel: OpenCV converts 16-bit and alpha images while decoding), and while
+(BGR, 8 bits a channel: 16-bit and alpha images are converted while decoding), and while
 it is decoded the process peaks at `DECODE_PEAK_BYTES_PER_PIXEL` (the decoder's own buffers
 beside the result), so `max_pixels` sets the memory budget of one decode. Two sets of
 limits, each named once:
@@ -28,11 +29,14 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 #: A decoded frame is BGR uint8: three bytes a pixel.
 DECODED_BYTES_PER_PIXEL = 3
-#: The process's peak while OpenCV decodes, per pixel: measured 6.0 bytes for PNG (all-zero
-#: or 16-bit RGBA) and JPEG, 7.8 for WebP, at 4 megapixels (tests/test_serve_uploads.py).
+#: The process's peak while an image decodes, per pixel: Pillow's own pixels (4 bytes for
+#: colour) beside the result (3). Measured at 4 megapixels (tests/test_serve_uploads.py):
+#: 7.2 bytes for PNG (all-zero or 16-bit RGBA), 7.2 for BMP, 7.4 for JPEG and 7.3 for WebP
+#: (lossless noise, decoded by libwebp straight into the result; 4.5 for lossy).
 DECODE_PEAK_BYTES_PER_PIXEL = 8
 
 
@@ -78,9 +82,10 @@ class Header:
         )
 
 
-def read_header(data: bytes) -> Header | None:
-    """The header of an image in any format Pillow knows, or None (not an image Pillow
-    recognises, or a header cut short: OpenCV's decoder then says what is wrong)."""
+def read_header(data: bytes | Path) -> Header | None:
+    """The header of an image in any format Pillow knows, from its bytes or its file (read
+    only as far as the header), or None (not an image Pillow recognises, or a header cut
+    short: the decoder then says what is wrong)."""
     # Imported at first use (~50 ms): videos and cameras never need it.
     from PIL import Image
 
@@ -91,7 +96,7 @@ def read_header(data: bytes) -> Header | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on odd but readable headers
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(data if isinstance(data, Path) else io.BytesIO(data)) as image:
                 width, height = image.size
                 return Header(str(image.format), width, height)
     except (OSError, ValueError, SyntaxError, struct.error, EOFError, IndexError):

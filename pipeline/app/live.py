@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pipeline.app.draw import annotate, draw_status
@@ -27,6 +26,7 @@ from pipeline.app.errors import AppError
 from pipeline.app.media import Video, open_source
 from pipeline.app.recognizer import Recognizer
 from pipeline.app.records import JsonLines, frame_records
+from pipeline.app.video_backend import require_opencv
 
 WINDOW_TITLE = "ferflow live (q to quit)"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # 27 = Esc
@@ -118,23 +118,26 @@ class Window:
                 "no display to open a window on (DISPLAY is not set); use --no-window to print "
                 "JSON lines instead"
             )
+        self.cv2 = cv2 = require_opencv("the live window")
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise AppError(
                 "this OpenCV build has no window support (opencv-python-headless, which "
-                "ferflow installs); pass --no-window, or for a window swap the build: "
+                "ferflow[video] installs); pass --no-window, or for a window swap the build: "
                 "pip uninstall opencv-python-headless && pip install 'opencv-python>=4.10,<5'"
             ) from None
 
     def show(self, frame: np.ndarray) -> bool:
         """Show a frame; False once the user pressed q/Esc or closed the window."""
+        cv2 = self.cv2
         cv2.imshow(self.title, frame)
         key = cv2.waitKey(1) & 0xFF
         closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
         return key not in QUIT_KEYS and not closed
 
     def close(self) -> None:
+        cv2 = self.cv2
         try:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)  # lets the GUI thread actually take the window down

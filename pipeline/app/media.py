@@ -12,16 +12,21 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
+from pipeline import imaging
 from pipeline.app.errors import AppError
 from pipeline.app.image_header import FILE_LIMITS, Limits, jpeg_ends_early, read_header
+from pipeline.app.video_backend import require_opencv
 from pipeline.io import atomic_path, claim_temp, is_temp_name
 
+if TYPE_CHECKING:
+    import cv2
+
 #: Images recognised by name; a file with another suffix (.gif, .jp2, ...) is an image when
-#: OpenCV recognises its first bytes, named directly or found in a folder alike.
+#: Pillow recognises its header, named directly or found in a folder alike.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 #: Images with more pixels are refused before decoding unless `--max-pixels` allows them
@@ -29,17 +34,12 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 #: 2.5 GB to analyse).
 DEFAULT_MAX_PIXELS = FILE_LIMITS.max_pixels
 #: Container and codec of annotated videos: MPEG-4 Part 2 is in every OpenCV wheel's FFmpeg.
+#: Images, folders of images and `ferflow serve` need no OpenCV; everything about video
+#: goes through `video_backend.require_opencv`, which names the `ferflow[video]` extra.
 ANNOTATED_VIDEO_SUFFIX = ".mp4"
 ANNOTATED_VIDEO_FOURCC = "mp4v"
 #: A stream that reports no frame rate is assumed to run at this many frames per second.
 FALLBACK_FPS = 30.0
-
-
-def quiet_opencv() -> None:
-    """Silence OpenCV's and FFmpeg's own console warnings: the app reports problems itself."""
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    # Read by OpenCV's FFmpeg backend when it opens a file; -8 is AV_LOG_QUIET.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def input_kind(path: Path) -> str:
@@ -66,8 +66,9 @@ def _file_kind(path: Path) -> str:
         return "image"
     if suffix in VIDEO_SUFFIXES:
         return "video"
-    # An unknown suffix: OpenCV recognises image formats by their first bytes.
-    return "image" if cv2.haveImageReader(str(path)) else "video"
+    # An unknown suffix: an image if Pillow recognises its header (read from the file,
+    # never the whole of it: this may be a long video).
+    return "image" if read_header(path) is not None else "video"
 
 
 def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str]:
@@ -88,53 +89,48 @@ def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.
             f"{path}: {too_large}; scale it down, or raise the limit with --max-pixels "
             f"{header.pixels} if the memory to decode it is there"
         )
+    # Only a JPEG cut off while copying is decoded in part (and said so below); any other
+    # file that ends early is refused, so a tiny file claiming a huge image never gets
+    # its missing rows allocated and filled in.
+    ends_early = jpeg_ends_early(data)
     try:
-        # imread, not imdecode of `data`: imdecode refuses a JPEG that ends early, imread
-        # decodes what is there (the warning below says so).
-        with _decoder_messages() as said:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error as e:
-        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):
-            raise AppError(
-                f"{path}: OpenCV refuses to decode images this large (its own limit, 2**30 "
-                "pixels by default); start ferflow with a larger OPENCV_IO_MAX_IMAGE_PIXELS "
-                "in the environment"
-            ) from None
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
-        raise AppError(f"{path}: OpenCV cannot decode this image ({reason[:160]})") from None
-    decoder = f"; the decoder said {said[0]!r}" if said else ""
-    if image is None or image.size == 0:
+        image = imaging.decode(data, truncated_ok=ends_early)
+    except imaging.DecodeError as e:
         raise AppError(
             f"{path}: not a readable image (corrupt, truncated or an unsupported format; "
-            f"expected one of {', '.join(IMAGE_SUFFIXES)} or another format OpenCV reads"
-            f"{decoder})"
-        )
+            f"expected one of {', '.join(IMAGE_SUFFIXES)} or another format Pillow reads; "
+            f"Pillow said {str(e)[:160]!r})"
+        ) from None
+    except MemoryError:
+        size = f"{header.width:,} x {header.height:,} " if header else ""
+        raise AppError(
+            f"{path}: not enough memory to decode this {size}image; scale it down, or "
+            "free memory and rerun"
+        ) from None
     warning = ""
-    if jpeg_ends_early(data):
+    if ends_early:
         warning = (
             f"{path}: the JPEG file ends before its end-of-image marker ({len(data):,} bytes; "
             "cut off while copying?): its lower part decoded grey; get a complete copy"
         )
-    elif said:
-        warning = f"{path}: the image is damaged{decoder}; parts of it may have decoded wrong"
     return image, warning
 
 
-#: Held while `load_image` collects what decoders print to the process's stderr: another
-#: thread that writes to stderr meanwhile must hold it too, or its text is taken for the
-#: decoder's (and dropped). `ferflow predict` decodes on several threads and holds it for
-#: its progress bars and messages.
+#: Held while `_decoder_messages` collects what FFmpeg prints to the process's stderr (a
+#: video's frames are counted): another thread that writes to stderr meanwhile must hold it
+#: too, or its text is taken for the decoder's (and dropped). `ferflow predict` holds it
+#: for its progress bars and messages.
 STDERR_LOCK = threading.Lock()
 _stderr_file = None
 
 
 @contextlib.contextmanager
 def _decoder_messages() -> Iterator[list[str]]:
-    """Collect what C decoders (libjpeg, libpng) print to the process's stderr meanwhile.
+    """Collect what C libraries (FFmpeg under OpenCV) print to the process's stderr meanwhile.
 
-    They report damage there, not to OpenCV: caught, it becomes part of ferflow's own
-    one-line message instead of a stray line of its own. Other threads' stderr output in
-    this short window is collected too (and dropped).
+    They report damage there, not to OpenCV: caught, it stays out of ferflow's own one-line
+    message instead of a stray line of its own. Other threads' stderr output in this short
+    window is collected too (and dropped).
     """
     global _stderr_file
     said: list[str] = []
@@ -177,7 +173,7 @@ def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
         hint = "" if recursive else "; add --recursive to look in subfolders"
         raise AppError(
             f"{folder}: no images found in this folder {where}"
-            f"(looked for {', '.join(IMAGE_SUFFIXES)} and other formats OpenCV reads){hint}"
+            f"(looked for {', '.join(IMAGE_SUFFIXES)} and other formats Pillow reads){hint}"
         )
     return images
 
@@ -217,6 +213,7 @@ class Video:
 
 
 def _video(capture: cv2.VideoCapture, name: str) -> Video:
+    cv2 = require_opencv(f"{name}: reading videos")
     fps = capture.get(cv2.CAP_PROP_FPS)
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
@@ -233,10 +230,16 @@ def open_video(path: Path) -> Video:
     """A video file opened for reading, or AppError."""
     if not path.is_file():
         raise AppError(f"{path}: no such video file")
+    known = path.suffix.lower() in VIDEO_SUFFIXES
+    cv2 = require_opencv(
+        f"{path}: reading videos"
+        if known
+        else f"{path}: not an image Pillow recognises; reading it as a video"
+    )
     capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened() and path.suffix.lower() not in VIDEO_SUFFIXES:
+    if not capture.isOpened() and not known:
         raise AppError(
-            f"{path}: neither a readable image nor a video (OpenCV recognises no image format "
+            f"{path}: neither a readable image nor a video (Pillow recognises no image format "
             "in its first bytes, and FFmpeg cannot open it); expected an image "
             f"({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})"
         )
@@ -251,6 +254,7 @@ def open_video(path: Path) -> Video:
 def open_source(source: str) -> tuple[Video, bool]:
     """A camera index ("0"), stream URL or video file for `live`; returns it and is-camera."""
     if source.isdigit():
+        cv2 = require_opencv(f"camera {source}: reading cameras")
         capture = cv2.VideoCapture(int(source))
         if not capture.isOpened():
             raise AppError(
@@ -259,6 +263,7 @@ def open_source(source: str) -> tuple[Video, bool]:
             )
         return _video(capture, f"camera {source}"), True
     if "://" in source:
+        cv2 = require_opencv(f"{source}: reading streams")
         capture = cv2.VideoCapture(source)
         if not capture.isOpened():
             raise AppError(f"{source}: cannot open this stream (check the URL and the network)")
@@ -268,11 +273,12 @@ def open_source(source: str) -> tuple[Video, bool]:
 
 def write_image(path: Path, image: np.ndarray) -> None:
     """Write an image atomically, in the format its suffix names."""
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise AppError(f"{path}: OpenCV cannot write images of type {path.suffix!r}")
+    try:
+        encoded = imaging.encode(image, path.suffix)
+    except ValueError as e:
+        raise AppError(f"{path}: {e}; name it .png or .jpg") from None
     with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+        tmp.write_bytes(encoded)
 
 
 class VideoWriter:
@@ -285,6 +291,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        cv2 = require_opencv(f"{path}: writing annotated videos")
         self.path = path
         self.tmp = claim_temp(path, suffix=path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*ANNOTATED_VIDEO_FOURCC)
@@ -320,6 +327,7 @@ def _count_frames(path: Path) -> int:
     """Frames OpenCV decodes from a video file (0 if it cannot open it)."""
     # FFmpeg's own complaints about a broken file ("moov atom not found") are caught here:
     # the caller says what is wrong in its one line.
+    cv2 = require_opencv(f"{path}: reading videos")
     with _decoder_messages():
         capture = cv2.VideoCapture(str(path))
         try:

@@ -65,7 +65,7 @@ def find_files(paths: list[Path], *, recursive: bool = False) -> list[tuple[Path
                 hint = "" if recursive else "; add --recursive to look in subfolders"
                 raise AppError(
                     f"{path}: no images or videos found in this folder {where}(looked for "
-                    f"images OpenCV reads and {', '.join(VIDEO_SUFFIXES)}){hint}"
+                    f"images Pillow reads and {', '.join(VIDEO_SUFFIXES)}){hint}"
                 ) from None
         files += sorted(found)
     seen: set[Path] = set()

@@ -13,17 +13,17 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import pyarrow as pa
 
 from pipeline.app.detector import make_detector
 from pipeline.app.emotion import LABELS_FILE, EmotionModel
 from pipeline.app.errors import AppError
-from pipeline.app.media import load_image, open_video, quiet_opencv
+from pipeline.app.media import load_image, open_video
 from pipeline.app.recognizer import Face, Recognizer
+from pipeline.app.video_backend import opencv_loaded, require_opencv
 from pipeline.batch.plan import Item
 from pipeline.batch.store import (
     FAILURES_SCHEMA,
@@ -31,6 +31,9 @@ from pipeline.batch.store import (
     faces_schema,
     parquet_bytes,
 )
+
+if TYPE_CHECKING:
+    import cv2
 
 
 class FaceWorker:
@@ -44,7 +47,6 @@ class FaceWorker:
         margin: float,
         threads: int,
     ) -> None:
-        quiet_opencv()
         if not isinstance(model, dict):  # an ObjectRef from the driver (run.py)
             import ray
 
@@ -98,7 +100,7 @@ class FaceWorker:
                     frames += self._video(item, rows, failures)
             except AppError as e:
                 failures.append(self._failure(item, str(e)))
-            except (cv2.error, MemoryError) as e:
+            except (MemoryError, *_opencv_errors()) as e:
                 failures.append(self._failure(item, f"{item.source}: {type(e).__name__}: {e}"))
         return rows, failures, frames
 
@@ -164,11 +166,20 @@ class FaceWorker:
         }
 
 
+def _opencv_errors() -> tuple[type[Exception], ...]:
+    """cv2.error where OpenCV is loaded (a video read it), else nothing more to catch: a
+    batch of photos runs without OpenCV."""
+    if not opencv_loaded():
+        return ()
+    return (require_opencv("batch").error,)
+
+
 def seek(capture: cv2.VideoCapture, start: int) -> int:
     """Put `capture` at frame `start` and return it. OpenCV seeks to the keyframe before and
     decodes forward; where the container cannot seek, frames are skipped one by one."""
     if start == 0:
         return 0
+    cv2 = require_opencv("batch: seeking in videos")
     capture.set(cv2.CAP_PROP_POS_FRAMES, start)
     if int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == start:
         return start

@@ -9,9 +9,9 @@ what cameras, browsers and phones send. `ImageRejected` carries the HTTP status 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from pipeline import imaging
 from pipeline.app.image_header import UPLOAD_LIMITS, Limits, read_header
 
 __all__ = ["FORMATS", "ImageRejected", "Limits", "UPLOAD_LIMITS", "decode_image"]
@@ -54,10 +54,12 @@ def decode_image(data: bytes, limits: Limits = UPLOAD_LIMITS, name: str = "image
     too_large = header.too_large(limits)
     if too_large:
         raise ImageRejected(413, f"{name}: {header.format}: {too_large}; scale it down first")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise ImageRejected(400, f"{name}: not a readable {header.format} (truncated or corrupt)")
-    return image
+    try:
+        return imaging.decode(data)
+    except imaging.DecodeError as e:
+        raise ImageRejected(
+            400, f"{name}: not a readable {header.format} (truncated or corrupt: {e})"
+        ) from None
 
 
 def _mb(n: int) -> str:
