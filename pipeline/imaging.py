@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -128,10 +127,6 @@ def decode(data: bytes, *, gray: bool = False, truncated_ok: bool = False) -> np
     from PIL import Image, ImageFile
 
     Image.MAX_IMAGE_PIXELS = None  # the callers apply ferflow's own limits first
-    if _still_webp(data):
-        pixels = _decode_webp(data)
-        if pixels is not None:
-            return _oriented(to_gray(pixels) if gray else pixels, _webp_orientation(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -186,109 +181,6 @@ def _pixels(image, gray: bool) -> np.ndarray:
         else:
             out[top:bottom] = pixels[..., ::-1]
     image.close()
-    return out
-
-
-def _still_webp(data: bytes) -> bool:
-    """A WebP file that is not animated (VP8X flag 0x02: Pillow decodes its first frame)."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return False
-    return not (data[12:16] == b"VP8X" and len(data) > 20 and data[20] & 0x02)
-
-
-def _webp_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """(fourcc, start, end) of each chunk of a RIFF file, as far as its sizes hold."""
-    at = 12
-    while at + 8 <= len(data):
-        size = int.from_bytes(data[at + 4 : at + 8], "little")
-        yield data[at : at + 4], at + 8, min(len(data), at + 8 + size)
-        at += 8 + size + (size & 1)
-
-
-def _webp_orientation(data: bytes) -> int:
-    """The orientation in a WebP file's EXIF chunk (1 if it has none)."""
-    for fourcc, start, end in _webp_chunks(data):
-        if fourcc == b"EXIF":
-            from PIL import Image
-
-            exif = Image.Exif()
-            try:
-                exif.load(data[start:end])
-            except Exception:  # noqa: BLE001 - a damaged EXIF block leaves the photo as stored
-                return 1
-            value = exif.get(0x0112, 1)
-            return value if value in range(1, 9) else 1
-    return 1
-
-
-def _libwebp():
-    """libwebp's simple decoding API through ctypes, or None where it cannot be found.
-
-    Pillow decodes WebP through libwebp's animation decoder, which keeps two canvases of
-    4 bytes a pixel and hands back a third: 16 bytes a pixel with Pillow's own copy, twice
-    the decode budget. WebPDecodeBGRInto writes straight into the result instead. Pillow's
-    Linux and macOS wheels ship libwebp beside the _webp module; a system libwebp serves
-    where Pillow links to that; Windows wheels link it statically (Pillow's path then).
-    """
-    global _LIBWEBP
-    if _LIBWEBP is not None:
-        return _LIBWEBP or None
-    import ctypes
-    import ctypes.util
-    import glob
-    import os
-
-    from PIL import _webp
-
-    here = os.path.dirname(_webp.__file__)
-    names = sorted(glob.glob(os.path.join(here, "..", "pillow.libs", "libwebp-*.so*")))
-    names += sorted(glob.glob(os.path.join(here, ".dylibs", "libwebp.*dylib")))
-    names += [ctypes.util.find_library("webp") or ""]
-    _LIBWEBP = False
-    for name in filter(None, names):
-        try:
-            lib = ctypes.CDLL(name)
-            decode_into = lib.WebPDecodeBGRInto
-        except (OSError, AttributeError):
-            continue
-        decode_into.restype = ctypes.c_void_p
-        decode_into.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_int,
-        ]
-        get_info = lib.WebPGetInfo
-        get_info.restype = ctypes.c_int
-        get_info.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            ctypes.POINTER(ctypes.c_int),
-            ctypes.POINTER(ctypes.c_int),
-        ]
-        _LIBWEBP = (decode_into, get_info)
-        break
-    return _LIBWEBP or None
-
-
-_LIBWEBP = None
-
-
-def _decode_webp(data: bytes) -> np.ndarray | None:
-    """A still WebP -> BGR uint8 decoded in place, or None (no libwebp here: use Pillow)."""
-    import ctypes
-
-    lib = _libwebp()
-    if lib is None:
-        return None
-    decode_into, get_info = lib
-    width, height = ctypes.c_int(), ctypes.c_int()
-    if not get_info(data, len(data), ctypes.byref(width), ctypes.byref(height)):
-        return None  # Pillow says what is wrong
-    out = np.empty((height.value, width.value, 3), np.uint8)
-    if not decode_into(data, len(data), out.ctypes.data, out.nbytes, out.strides[0]):
-        raise DecodeError("libwebp cannot decode this WebP image (truncated or corrupt)")
     return out
 
 

@@ -94,21 +94,36 @@ print(status("VmHWM") - before, image.nbytes)
 """
 
 
+#: The decode budget these tests give: 4 megapixels of PNG/JPEG, a quarter as many of WebP.
+BUDGET_LIMITS = Limits(max_bytes=UPLOAD_LIMITS.max_bytes, max_pixels=2000 * 2000)
+#: The largest square WebP under BUDGET_LIMITS (1,000,000 pixels).
+WEBP_SIDE = 1000
+
+
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's /proc")
 @pytest.mark.parametrize(
-    ("suffix", "image"),
+    ("suffix", "image", "params"),
     [
-        (".png", np.zeros((2000, 2000, 3), np.uint8)),  # 12 KB: the cheapest file to send
-        (".png", np.zeros((2000, 2000, 4), np.uint16)),  # 16-bit with alpha
-        (".webp", np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), np.uint8)),
+        (".png", np.zeros((2000, 2000, 3), np.uint8), ()),  # 12 KB: the cheapest file to send
+        (".png", np.zeros((2000, 2000, 4), np.uint16), ()),  # 16-bit with alpha
+        (".jpg", np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), np.uint8), ()),
+        (
+            ".webp",
+            np.random.default_rng(0).integers(0, 256, (WEBP_SIDE, WEBP_SIDE, 3), np.uint8),
+            (cv2.IMWRITE_WEBP_QUALITY, 101),  # lossless
+        ),
     ],
-    ids=["all-zero-png", "16-bit-rgba-png", "webp"],
+    ids=["all-zero-png", "16-bit-rgba-png", "noise-jpeg", "webp"],
 )
-def test_the_largest_legal_upload_decodes_within_the_stated_budget(tmp_path, suffix, image):
+def test_the_largest_legal_upload_decodes_within_the_stated_budget(tmp_path, suffix, image, params):
     """No accepted upload costs the process more than `Limits.decode_budget` to decode."""
-    limits = Limits(max_bytes=UPLOAD_LIMITS.max_bytes, max_pixels=2000 * 2000)
+    limits = BUDGET_LIMITS
+    data = encode(image, suffix, *params)
+    header = read_header(data)
+    pixels = image.shape[0] * image.shape[1]
+    assert pixels <= header.pixel_limit(limits) < pixels * 1.01  # the largest one allowed
     path = tmp_path / f"upload{suffix}"
-    path.write_bytes(encode(image, suffix))
+    path.write_bytes(data)
     done = subprocess.run(
         [sys.executable, "-c", DECODE_PEAK, str(path), str(limits.max_pixels)],
         capture_output=True,
@@ -117,8 +132,18 @@ def test_the_largest_legal_upload_decodes_within_the_stated_budget(tmp_path, suf
         check=True,
     )
     peak, decoded = map(int, done.stdout.split())
-    assert decoded == limits.max_pixels * DECODED_BYTES_PER_PIXEL
+    assert decoded == pixels * DECODED_BYTES_PER_PIXEL
     assert decoded < peak <= limits.decode_budget  # measured: the result and more
+
+
+def test_a_webp_over_its_own_share_of_the_limit_is_refused_saying_why():
+    side = WEBP_SIDE + 1
+    data = encode(np.zeros((side, side, 3), np.uint8), ".webp")
+    assert side * side < BUDGET_LIMITS.max_pixels  # within the limit of other formats
+
+    with pytest.raises(ImageRejected, match="for WEBP \\(decoding it takes 4 times") as e:
+        decode_image(data, BUDGET_LIMITS, "big.webp")
+    assert e.value.status == 413
 
 
 @pytest.mark.parametrize(

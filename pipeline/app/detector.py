@@ -29,6 +29,7 @@ from pipeline import imaging
 from pipeline.app.defaults import PREDICT
 from pipeline.app.errors import AppError
 from pipeline.app.onnx_shapes import free_dimensions
+from pipeline.app.video_backend import require_opencv
 
 #: The detectors `--detector` offers (the default: `pipeline.app.defaults`).
 DETECTORS = ("centerface", "haar")
@@ -221,7 +222,7 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
     given = Path(name)
     if given.is_file():
         return given
-    cv2 = _opencv()
+    cv2 = require_opencv("--detector haar")
     bundled_dir = getattr(getattr(cv2, "data", None), "haarcascades", None)
     if bundled_dir is None or not (Path(bundled_dir) / name).is_file():
         raise AppError(
@@ -230,18 +231,6 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
             "does not: pip install 'opencv-python-headless>=4.10,<5'"
         )
     return Path(bundled_dir) / name
-
-
-def _opencv():
-    """OpenCV, which the Haar cascade needs (the app's light install leaves it out)."""
-    try:
-        import cv2
-    except ImportError:
-        raise AppError(
-            "--detector haar needs OpenCV, which the app's light install leaves out: "
-            "pip install 'ferflow[video]' (or use the default detector, centerface)"
-        ) from None
-    return cv2
 
 
 class HaarCascade:
@@ -262,7 +251,7 @@ class HaarCascade:
             raise AppError(f"detection size must be at least 64 pixels, got {max_size}")
         if scale_factor <= 1.0:
             raise AppError(f"detector scale factor must be above 1.0, got {scale_factor}")
-        cv2 = _opencv()
+        cv2 = require_opencv("--detector haar")
         path = cascade_path(cascade)
         self.classifier = cv2.CascadeClassifier()
         try:

@@ -10,8 +10,9 @@ to decode safely is refused before any pixel memory is taken: a 300-byte PNG can
 The limit policy (`Limits`): a decoded image costs `DECODED_BYTES_PER_PIXEL` bytes a pixel
 (BGR, 8 bits a channel: 16-bit and alpha images are converted while decoding), and while
 it is decoded the process peaks at `DECODE_PEAK_BYTES_PER_PIXEL` (the decoder's own buffers
-beside the result), so `max_pixels` sets the memory budget of one decode. Two sets of
-limits, each named once:
+beside the result), so `max_pixels` sets the memory budget of one decode. WebP takes up to four
+times as much to decode, so a WebP may have a quarter of `max_pixels`. Two sets of limits,
+each named once:
 - `FILE_LIMITS` (`ferflow predict`, the user's own files): 200 megapixels (600 MB decoded)
   lets the largest phone-camera photos through; `--max-pixels` raises it.
 - `UPLOAD_LIMITS` (`ferflow serve`, bytes from the network): 20 MB encoded, 16 megapixels
@@ -35,9 +36,13 @@ from pathlib import Path
 DECODED_BYTES_PER_PIXEL = 3
 #: The process's peak while an image decodes, per pixel: Pillow's own pixels (4 bytes for
 #: colour) beside the result (3). Measured at 4 megapixels (tests/test_serve_uploads.py):
-#: 7.2 bytes for PNG (all-zero or 16-bit RGBA), 7.2 for BMP, 7.4 for JPEG and 7.3 for WebP
-#: (lossless noise, decoded by libwebp straight into the result; 4.5 for lossy).
+#: 7.2 bytes for PNG (all-zero or 16-bit RGBA), 7.2 for BMP, 7.4 for JPEG.
 DECODE_PEAK_BYTES_PER_PIXEL = 8
+#: WebP's peak: Pillow decodes it with libwebp's animation decoder, which keeps two RGBA
+#: canvases beside the image it hands back; measured 22.0 bytes a pixel at 4 megapixels and
+#: 24.2 at 1 megapixel, lossy or lossless. A WebP may therefore have a quarter of the
+#: pixels, which keeps its decode within the same budget.
+WEBP_DECODE_PEAK_BYTES_PER_PIXEL = 32
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,36 @@ class Header:
     def pixels(self) -> int:
         return self.width * self.height
 
+    @property
+    def decode_peak(self) -> int:
+        """Bytes a pixel that decoding this format takes at its peak."""
+        if self.format == "WEBP":
+            return WEBP_DECODE_PEAK_BYTES_PER_PIXEL
+        return DECODE_PEAK_BYTES_PER_PIXEL
+
+    def pixel_limit(self, limits: Limits) -> int:
+        """The most pixels an image of this format may have under `limits`: as many as fit
+        in their decode budget."""
+        return limits.decode_budget // self.decode_peak
+
+    def max_pixels_needed(self) -> int:
+        """The smallest `max_pixels` that lets this image through (for a hint)."""
+        return -(-self.pixels * self.decode_peak // DECODE_PEAK_BYTES_PER_PIXEL)
+
     def too_large(self, limits: Limits) -> str:
         """Why this image is over `limits` ('' if it is not)."""
-        if self.pixels <= limits.max_pixels:
+        limit = self.pixel_limit(limits)
+        if self.pixels <= limit:
             return ""
+        times = self.decode_peak // DECODE_PEAK_BYTES_PER_PIXEL
+        costlier = (
+            f" for {self.format} (decoding it takes {times} times the memory of other formats)"
+            if limit < limits.max_pixels
+            else ""
+        )
         return (
             f"the image is {self.width:,} x {self.height:,} = {self.pixels:,} pixels, more than "
-            f"the limit of {limits.max_pixels:,} (about "
+            f"the limit of {limit:,}{costlier} (about "
             f"{self.pixels * DECODED_BYTES_PER_PIXEL / 1e9:.1f} GB decoded)"
         )
 

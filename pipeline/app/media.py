@@ -87,7 +87,7 @@ def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.
     if too_large:
         raise AppError(
             f"{path}: {too_large}; scale it down, or raise the limit with --max-pixels "
-            f"{header.pixels} if the memory to decode it is there"
+            f"{header.max_pixels_needed()} if the memory to decode it is there"
         )
     # Only a JPEG cut off while copying is decoded in part (and said so below); any other
     # file that ends early is refused, so a tiny file claiming a huge image never gets
