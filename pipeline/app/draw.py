@@ -17,12 +17,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline import imaging
-from pipeline.app.recognizer import Face
+
+# Face is only named in hints: drawing, and `ferflow serve`'s page colours, load no detector,
+# no model and no OpenCV.
+if TYPE_CHECKING:
+    from pipeline.app.recognizer import Face
 
 #: BGR colour per FER2013 / FER+ label, all with a relative luminance of 0.2 or more (so the
 #: colour stands out from a dark background, its black outline from a light one).
