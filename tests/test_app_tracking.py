@@ -14,7 +14,7 @@ from skimage import data, util
 from pipeline.app.detector import make_detector
 from pipeline.app.emotion import load_model
 from pipeline.app.recognizer import Recognizer
-from pipeline.app.tracking import SceneCuts, Tracker, face_signature, iou
+from pipeline.app.tracking import SceneCuts, Tracker, face_signature, hog, iou
 from pipeline.config import REPO_ROOT
 
 FACE_AT = (100, 60, 120)  # x, y, side of the pasted face in a 320x240 frame
@@ -60,6 +60,67 @@ def still_answers(recognizer: Recognizer, frames: list[np.ndarray]) -> list[np.n
         (face,) = recognizer(frame)
         answers.append(face.probabilities)
     return answers
+
+
+# ---------------------------------------------------------------------------------------
+# The face signature: OpenCV's HOG, which the thresholds were measured with, without OpenCV
+# ---------------------------------------------------------------------------------------
+
+OPENCV_HOG = cv2.HOGDescriptor((32, 32), (16, 16), (8, 8), (8, 8), 9)
+
+
+def face_crops() -> list[np.ndarray]:
+    """Grey crops of real photos: the astronaut's face, 40 random crops of her photo (faces,
+    flat wall, edges, at 32 to 300 px) and 20 LFW faces."""
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    crops = [photo[30:230, 140:340]]
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        side = int(rng.integers(32, 300))
+        y, x = rng.integers(0, 512 - side, size=2)
+        crops.append(photo[y : y + side, x : x + side])
+    lfw = [util.img_as_ubyte(face) for face in data.lfw_subset()[:20]]
+    return crops + [cv2.resize(face, (120, 120), interpolation=cv2.INTER_CUBIC) for face in lfw]
+
+
+def test_hog_is_opencvs_hog():
+    """Same numbers in the same order: a wrong bin, cell, block order or normalisation
+    would correlate far below this (OpenCV's arctangent is approximate, hence not exact)."""
+    for crop in face_crops():
+        small = cv2.resize(crop, (32, 32), interpolation=cv2.INTER_AREA)
+        ours, theirs = hog(small), OPENCV_HOG.compute(small).ravel()
+        assert ours.shape == theirs.shape == (324,)
+        assert np.corrcoef(ours, theirs)[0, 1] >= 0.9999
+        np.testing.assert_allclose(ours, theirs, atol=2e-3)
+
+
+def test_hog_of_flat_and_edge_images_is_opencvs():
+    """The corner cases of the normalisation and the border: nothing to see, one edge, and
+    an edge on the image's border (which OpenCV's mirrored border hides)."""
+    flat = np.full((32, 32), 90, np.uint8)
+    step = flat.copy()
+    step[:, 13:] = 200
+    border = flat.copy()
+    border[:, 0] = 255
+    for image in (flat, step, border, step.T.copy()):
+        np.testing.assert_allclose(hog(image), OPENCV_HOG.compute(image).ravel(), atol=2e-3)
+
+
+def test_face_signature_is_the_opencv_one():
+    """Grey, shrunk to 32x32 and described as with OpenCV: the thresholds still hold."""
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    for y, x, side in ((30, 140, 200), (0, 0, 512), (300, 50, 97), (100, 300, 48)):
+        crop = photo[y : y + side, x : x + side]
+        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA)
+        theirs = OPENCV_HOG.compute(small).ravel()
+        theirs = (theirs - theirs.mean()) / np.linalg.norm(theirs - theirs.mean())
+        assert float(face_signature(crop) @ theirs) >= 0.999
+
+
+def test_hog_wants_the_signature_size():
+    with pytest.raises(ValueError, match="32x32"):
+        hog(np.zeros((31, 32), np.uint8))
 
 
 # ---------------------------------------------------------------------------------------
