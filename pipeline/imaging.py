@@ -18,16 +18,21 @@ import warnings
 import numpy as np
 
 #: BT.601 luma weights for B, G, R in OpenCV's 15-bit fixed point (0.114, 0.587, 0.299).
-_GRAY_WEIGHTS = np.array([3735, 19235, 9798], np.uint32)
-_GRAY_SHIFT = 15
+#: As float32 every product and sum stays below 2**24, so the arithmetic is exact (and the
+#: matrix product ~3x faster than the same sums in integers).
+_GRAY_WEIGHTS = np.array([3735, 19235, 9798], np.float32)
+_GRAY_SCALE = np.float32(1 / (1 << 15))
+_GRAY_ROUND = np.float32(1 << 14)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """BGR (or already grey) uint8 -> grey uint8 (H, W)."""
     if image.ndim == 2:
         return image
-    weighted = image[..., :3].astype(np.uint32) @ _GRAY_WEIGHTS
-    return ((weighted + (1 << (_GRAY_SHIFT - 1))) >> _GRAY_SHIFT).astype(np.uint8)
+    weighted = image[..., :3].astype(np.float32) @ _GRAY_WEIGHTS
+    weighted += _GRAY_ROUND
+    weighted *= _GRAY_SCALE
+    return weighted.astype(np.uint8)  # truncation of a non-negative number: the floor
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -213,6 +218,11 @@ def format_for(suffix: str) -> str | None:
     return name if name in Image.SAVE else None
 
 
+#: Lossy formats are written at the quality OpenCV's writer used (95), not Pillow's 75: an
+#: annotated copy should look like its photo.
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+
+
 def encode(image: np.ndarray, suffix: str) -> bytes:
     """BGR or grey uint8 -> file bytes in the format `suffix` names; ValueError if Pillow
     writes no such format or not this kind of image (grey-only formats hold no colour)."""
@@ -224,7 +234,9 @@ def encode(image: np.ndarray, suffix: str) -> bytes:
     pixels = image if image.ndim == 2 else to_rgb(image)
     buffer = io.BytesIO()
     try:
-        Image.fromarray(np.ascontiguousarray(pixels, np.uint8)).save(buffer, format=fmt)
+        Image.fromarray(np.ascontiguousarray(pixels, np.uint8)).save(
+            buffer, format=fmt, **_SAVE_OPTIONS.get(fmt, {})
+        )
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"cannot write this image as {fmt} ({e})") from None
     return buffer.getvalue()
