@@ -247,9 +247,9 @@ def test_missing_cascade_names_the_fix(capfd, app_model_dir, png):
 
 def test_missing_cascade_in_an_opencv_without_cascades(monkeypatch):
     """opencv-python(-headless) 5.0 has no cv2.data.haarcascades at all."""
-    import pipeline.app.detector as detector
+    import cv2
 
-    monkeypatch.setattr(detector.cv2, "data", None, raising=False)
+    monkeypatch.setattr(cv2, "data", None, raising=False)
     with pytest.raises(AppError, match=r"cv2.data: missing.*5.0 does not"):
         cascade_path()
 
