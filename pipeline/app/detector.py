@@ -174,11 +174,14 @@ class CenterFace:
         scale = detection_scale(frame.shape, self.smallest, self.min_face, self.max_size)
         height, width = frame.shape[:2]
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
-        small = imaging.to_rgb(imaging.resize(frame, (w, h)) if scale < 1 else frame)
+        small = imaging.resize(frame, (w, h)) if scale < 1 else frame
         # The network halves the resolution five times: pad right and bottom to a multiple
         # of 32 with black (padding keeps the aspect ratio, which stretching would not).
         blob = np.zeros((1, 3, h + -h % 32, w + -w % 32), np.float32)
-        blob[0, :, :h, :w] = small.transpose(2, 0, 1)
+        # RGB, channels first, written straight into the padded input (grey: one channel
+        # broadcast to the three).
+        rgb = small[..., ::-1] if small.ndim == 3 else small[..., None]
+        blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
         heatmap, sizes, offsets, _landmarks = self.session.run(None, {self.input_name: blob})
         boxes, scores = self._decode(heatmap[0, 0], sizes[0], offsets[0])
         if len(boxes):
