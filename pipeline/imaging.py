@@ -11,6 +11,7 @@ level of OpenCV (tests/test_imaging.py compares them).
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import warnings
@@ -71,11 +72,31 @@ def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return index, np.stack([1 - frac, frac], axis=1)
 
 
+@functools.lru_cache(maxsize=256)
+def _taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    return (_area_taps if dst < src else _linear_taps)(src, dst)
+
+
+@functools.lru_cache(maxsize=256)
+def _matrix(src: int, dst: int) -> np.ndarray:
+    """The taps as a dense (dst, src) matrix: one matrix product resizes a small image."""
+    index, weights = _taps(src, dst)
+    matrix = np.zeros((dst, src), np.float32)
+    np.add.at(matrix, (np.arange(dst)[:, None], index), weights)
+    return matrix
+
+
+#: Grey images up to this many pixels (face crops) are resized by two matrix products, twice
+#: as fast there as gathering taps; larger ones (frames) by taps, whose cost does not grow
+#: with the source's side.
+_DENSE_MAX_PIXELS = 256 * 256
+
+
 def _resize_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
     src = image.shape[axis]
     if size == src:
         return image
-    index, weights = (_area_taps if size < src else _linear_taps)(src, size)
+    index, weights = _taps(src, size)
     shape = [1] * image.ndim
     shape[axis] = size
     out = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1 :], np.float32)
@@ -102,7 +123,10 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
         factors = (src_width // width, src_height // height)
         return np.array(Image.fromarray(np.ascontiguousarray(image)).reduce(factors))
-    out = _resize_axis(_resize_axis(image, height, 0), width, 1)
+    if image.ndim == 2 and src_height * src_width <= _DENSE_MAX_PIXELS:
+        out = _matrix(src_height, height) @ image.astype(np.float32) @ _matrix(src_width, width).T
+    else:
+        out = _resize_axis(_resize_axis(image, height, 0), width, 1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -173,18 +197,21 @@ def _pixels(image, gray: bool) -> np.ndarray:
     rows = max(1, _BAND_BYTES // max(1, 4 * width))
     for top in range(0, height, rows):
         bottom = min(height, top + rows)
-        band = image.crop((0, top, width, bottom))
+        band = image if rows >= height else image.crop((0, top, width, bottom))
         if wide:
             grey = (np.asarray(band) >> shift).astype(np.uint8)
             out[top:bottom] = grey if gray else grey[..., None]
             continue
         if band.mode not in ("L", "RGB") or (band.mode == "L" and not gray):
             band = band.convert("RGB")
-        pixels = np.asarray(band)
+        # Pillow's raw encoder writes BGR itself, several times faster than reversing the
+        # channels in numpy.
+        raw = band.tobytes("raw", "L" if band.mode == "L" else "BGR")
+        pixels = np.frombuffer(raw, np.uint8).reshape(bottom - top, width, -1)
         if gray:
-            out[top:bottom] = pixels if pixels.ndim == 2 else to_gray(pixels[..., ::-1])
+            out[top:bottom] = pixels[..., 0] if band.mode == "L" else to_gray(pixels)
         else:
-            out[top:bottom] = pixels[..., ::-1]
+            out[top:bottom] = pixels
     image.close()
     return out
 

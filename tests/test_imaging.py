@@ -25,7 +25,9 @@ def test_grey_is_opencvs_bit_for_bit():
 @pytest.mark.parametrize(
     ("shape", "size"),
     [
-        ((131, 131), (48, 48)),  # a face crop shrunk for the model
+        ((131, 131), (48, 48)),  # a face crop shrunk for the model (two matrix products)
+        ((300, 300), (48, 48)),  # a large grey crop (taps)
+        ((131, 131, 3), (48, 48)),  # a colour crop for an RGB model
         ((480, 640, 3), (427, 320)),  # the detector's copy, not a whole factor
         ((480, 640, 3), (320, 240)),  # halved: the whole-factor path
         ((1080, 1920, 3), (640, 360)),
