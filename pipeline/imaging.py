@@ -18,22 +18,23 @@ import warnings
 
 import numpy as np
 
-#: BT.601 luma weights for B, G, R in OpenCV's 15-bit fixed point (0.114, 0.587, 0.299).
-#: As float32 every product and sum stays below 2**24, so the arithmetic is exact (and the
-#: matrix product ~3x faster than the same sums in integers).
-_GRAY_WEIGHTS = np.array([3735, 19235, 9798], np.float32)
-_GRAY_SCALE = np.float32(1 / (1 << 15))
-_GRAY_ROUND = np.float32(1 << 14)
+#: BT.601 luma weights for B, G, R in OpenCV's 15-bit fixed point (0.114, 0.587, 0.299), as
+#: a table of every weighted value: three lookups and two sums a pixel, exact, and no BLAS
+#: call (numpy's matrix products start OpenBLAS threads whose spinning doubles a frame's CPU).
+_GRAY_TABLE = np.arange(256, dtype=np.uint32)[None] * np.array([[3735], [19235], [9798]], np.uint32)
+_GRAY_SHIFT = 15
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """BGR (or already grey) uint8 -> grey uint8 (H, W)."""
     if image.ndim == 2:
         return image
-    weighted = image[..., :3].astype(np.float32) @ _GRAY_WEIGHTS
-    weighted += _GRAY_ROUND
-    weighted *= _GRAY_SCALE
-    return weighted.astype(np.uint8)  # truncation of a non-negative number: the floor
+    weighted = _GRAY_TABLE[0].take(image[..., 0])
+    weighted += _GRAY_TABLE[1].take(image[..., 1])
+    weighted += _GRAY_TABLE[2].take(image[..., 2])
+    weighted += 1 << (_GRAY_SHIFT - 1)
+    weighted >>= _GRAY_SHIFT
+    return weighted.astype(np.uint8)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -77,21 +78,6 @@ def _taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return (_area_taps if dst < src else _linear_taps)(src, dst)
 
 
-@functools.lru_cache(maxsize=256)
-def _matrix(src: int, dst: int) -> np.ndarray:
-    """The taps as a dense (dst, src) matrix: one matrix product resizes a small image."""
-    index, weights = _taps(src, dst)
-    matrix = np.zeros((dst, src), np.float32)
-    np.add.at(matrix, (np.arange(dst)[:, None], index), weights)
-    return matrix
-
-
-#: Grey images up to this many pixels (face crops) are resized by two matrix products, twice
-#: as fast there as gathering taps; larger ones (frames) by taps, whose cost does not grow
-#: with the source's side.
-_DENSE_MAX_PIXELS = 256 * 256
-
-
 def _resize_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
     src = image.shape[axis]
     if size == src:
@@ -123,10 +109,7 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
         factors = (src_width // width, src_height // height)
         return np.array(Image.fromarray(np.ascontiguousarray(image)).reduce(factors))
-    if image.ndim == 2 and src_height * src_width <= _DENSE_MAX_PIXELS:
-        out = _matrix(src_height, height) @ image.astype(np.float32) @ _matrix(src_width, width).T
-    else:
-        out = _resize_axis(_resize_axis(image, height, 0), width, 1)
+    out = _resize_axis(_resize_axis(image, height, 0), width, 1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

@@ -128,8 +128,8 @@ _stderr_file = None
 def _decoder_messages() -> Iterator[list[str]]:
     """Collect what C libraries (FFmpeg under OpenCV) print to the process's stderr meanwhile.
 
-    They report damage there, not to OpenCV: caught, it stays out of ferflow's own one-line
-    message instead of a stray line of its own. Other threads' stderr output in this short
+    They report damage there, not to OpenCV: caught, it never reaches the user as a stray
+    line beside ferflow's own one-line message. Other threads' stderr output in this short
     window is collected too (and dropped).
     """
     global _stderr_file

@@ -123,10 +123,9 @@ class Recognizer:
         result to `follow` in frame order. Face signatures are computed in video mode only.
         """
         start = time.perf_counter()
-        source = self._source(frame)
         with self._detecting:
             boxes = self.detector.detect(frame)
-        crops = [crop(source, box, self.margin) for box in boxes]
+        crops = [self._for_model(crop(frame, box, self.margin)) for box in boxes]
         signatures = [face_signature(c) for c in crops] if self.tracker is not None else None
         detected = time.perf_counter()
         probs = self.model.classify(crops)
@@ -143,11 +142,12 @@ class Recognizer:
         self._since_detection = 0
         return self._faces(found)
 
-    def _source(self, frame: np.ndarray) -> np.ndarray:
-        """The frame faces are cropped from: grayscale for a grayscale model."""
-        if self.model.spec.input.channels == 1 and frame.ndim == 3:
-            return imaging.to_gray(frame)
-        return frame
+    def _for_model(self, face: np.ndarray) -> np.ndarray:
+        """A face crop in the model's colours: grey for a grey model (each crop on its own,
+        a fraction of the frame's pixels; the same numbers as the frame turned grey)."""
+        if self.model.spec.input.channels == 1 and face.ndim == 3:
+            return imaging.to_gray(face)
+        return face
 
     def _scene_cut(self, frame: np.ndarray) -> bool:
         """In video mode, whether `frame` starts a new scene (tracks are then forgotten)."""
@@ -183,8 +183,7 @@ class Recognizer:
         if self._boxes is None or tracker is None:
             return None
         start = time.perf_counter()
-        source = self._source(frame)
-        crops = [crop(source, box, self.margin) for box in self._boxes]
+        crops = [self._for_model(crop(frame, box, self.margin)) for box in self._boxes]
         signatures = [face_signature(c) for c in crops]
         pairs = zip(self._ids, signatures, strict=True)
         if not all(tracker.looks_like(track, signature) for track, signature in pairs):
