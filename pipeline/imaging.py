@@ -15,6 +15,7 @@ import functools
 import io
 import threading
 import warnings
+from types import ModuleType
 
 import numpy as np
 
@@ -105,10 +106,8 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if src_height % height == 0 and src_width % width == 0 and image.shape[2:] in ((), (3,)):
         # Whole factors (a photo halved for the detector): the plain block average, which
         # Pillow's reduce() computes in C some 50 times faster than the general path.
-        from PIL import Image
-
         factors = (src_width // width, src_height // height)
-        return np.array(Image.fromarray(np.ascontiguousarray(image)).reduce(factors))
+        return np.array(pillow().fromarray(np.ascontiguousarray(image)).reduce(factors))
     out = _resize_axis(_resize_axis(image, height, 0), width, 1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -116,6 +115,20 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # Files: decoding and encoding with Pillow
 # ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def pillow() -> ModuleType:
+    """`PIL.Image`, imported at first use (~50 ms; a video needs none of it), with Pillow's
+    global decompression-bomb check turned off once for the process: ferflow checks every
+    header against its own limits before decoding (pipeline/app/image_header.py) and names
+    the size when it refuses; Pillow's check (an error past 179 megapixels) would refuse
+    first, without it."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image
+
 
 #: Pillow reads a JPEG that ends early only while this global flag is set; it is set
 #: around one decode at a time (`decode(..., truncated_ok=True)`), never left on.
@@ -136,9 +149,9 @@ def decode(data: bytes, *, gray: bool = False, truncated_ok: bool = False) -> np
     `truncated_ok`: a JPEG cut off while copying decodes with its missing part grey instead
     of failing (the caller should say so: `image_header.jpeg_ends_early`).
     """
-    from PIL import Image, ImageFile
+    from PIL import ImageFile
 
-    Image.MAX_IMAGE_PIXELS = None  # the callers apply ferflow's own limits first
+    Image = pillow()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -221,8 +234,7 @@ def _oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 def format_for(suffix: str) -> str | None:
     """Pillow's name for the format a file suffix ('.jpg') names, or None if it writes none."""
-    from PIL import Image
-
+    Image = pillow()
     Image.init()
     name = Image.registered_extensions().get(suffix.lower())
     return name if name in Image.SAVE else None
@@ -236,15 +248,13 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 def encode(image: np.ndarray, suffix: str) -> bytes:
     """BGR or grey uint8 -> file bytes in the format `suffix` names; ValueError if Pillow
     writes no such format or not this kind of image (grey-only formats hold no colour)."""
-    from PIL import Image
-
     fmt = format_for(suffix)
     if fmt is None:
         raise ValueError(f"no image format is written for the suffix {suffix!r}")
     pixels = image if image.ndim == 2 else to_rgb(image)
     buffer = io.BytesIO()
     try:
-        Image.fromarray(np.ascontiguousarray(pixels, np.uint8)).save(
+        pillow().fromarray(np.ascontiguousarray(pixels, np.uint8)).save(
             buffer, format=fmt, **_SAVE_OPTIONS.get(fmt, {})
         )
     except (OSError, ValueError, KeyError) as e:

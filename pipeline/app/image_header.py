@@ -32,6 +32,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import imaging
+
 #: A decoded frame is BGR uint8: three bytes a pixel.
 DECODED_BYTES_PER_PIXEL = 3
 #: The process's peak while an image decodes, per pixel: Pillow's own pixels (4 bytes for
@@ -114,13 +116,7 @@ def read_header(data: bytes | Path) -> Header | None:
     """The header of an image in any format Pillow knows, from its bytes or its file (read
     only as far as the header), or None (not an image Pillow recognises, or a header cut
     short: the decoder then says what is wrong)."""
-    # Imported at first use (~50 ms): videos and cameras never need it.
-    from PIL import Image
-
-    # ferflow applies its own limits (below) and names the size in its message; Pillow's
-    # global bomb check (89 megapixels by default, an error past 179) would refuse first,
-    # and without the size. Pillow only reads headers here, it never decodes.
-    Image.MAX_IMAGE_PIXELS = None
+    Image = imaging.pillow()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on odd but readable headers
