@@ -158,24 +158,39 @@ def _decoder_messages() -> Iterator[list[str]]:
             said.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
-def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """The folder's images, sorted: the files that named directly would be read as images
-    (so a .gif counts here as it does on the command line); AppError if there are none."""
+def list_inputs(
+    folder: Path, *, recursive: bool = False, videos: bool = False
+) -> list[tuple[Path, str]]:
+    """The folder's images (and with `videos`, its videos), sorted, each with its kind
+    ('image', 'video'); AppError if there are none. Images are the files that named directly
+    would be read as images (so a .gif counts here as it does on the command line); videos
+    are the files with a video suffix (an unknown file is not taken for one here)."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    images = sorted(
-        p
-        for p in candidates
+    found = []
+    for path in candidates:
         # A run's temporary files (an annotated copy being written here) are not inputs.
-        if p.is_file() and not is_temp_name(p.name) and _file_kind(p) == "image"
-    )
-    if not images:
+        if not path.is_file() or is_temp_name(path.name):
+            continue
+        kind = _file_kind(path)
+        if kind == "image" or (videos and path.suffix.lower() in VIDEO_SUFFIXES):
+            found.append((path, kind))
+    if not found:
         where = "or its subfolders " if recursive else ""
         hint = "" if recursive else "; add --recursive to look in subfolders"
-        raise AppError(
-            f"{folder}: no images found in this folder {where}"
-            f"(looked for {', '.join(IMAGE_SUFFIXES)} and other formats Pillow reads){hint}"
+        what, looked = (
+            ("images or videos", f"images Pillow reads and {', '.join(VIDEO_SUFFIXES)}")
+            if videos
+            else ("images", f"{', '.join(IMAGE_SUFFIXES)} and other formats Pillow reads")
         )
-    return images
+        raise AppError(
+            f"{folder}: no {what} found in this folder {where}(looked for {looked}){hint}"
+        )
+    return sorted(found)
+
+
+def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The folder's images, sorted (`list_inputs`); AppError if there are none."""
+    return [path for path, _ in list_inputs(folder, recursive=recursive)]
 
 
 @dataclass

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.app.errors import AppError
-from pipeline.app.media import VIDEO_SUFFIXES, input_kind, list_images, open_video
-from pipeline.io import is_temp_name
+from pipeline.app.media import input_kind, list_inputs, open_video
 
 #: Frames per unit of a video: 10 s at 30 fps. Small enough that a one-hour video is 360
 #: units (every worker gets a share, a kill loses 10 s of it), large enough that the seek at
@@ -56,29 +55,10 @@ def find_files(paths: list[Path], *, recursive: bool = False) -> list[tuple[Path
         if kind != "folder":
             files.append((path.resolve(), kind))
             continue
-        found = [(f.resolve(), "video") for f in _videos(path, recursive)]
-        try:
-            found += [(f.resolve(), "image") for f in list_images(path, recursive=recursive)]
-        except AppError:
-            if not found:
-                where = "or its subfolders " if recursive else ""
-                hint = "" if recursive else "; add --recursive to look in subfolders"
-                raise AppError(
-                    f"{path}: no images or videos found in this folder {where}(looked for "
-                    f"images Pillow reads and {', '.join(VIDEO_SUFFIXES)}){hint}"
-                ) from None
-        files += sorted(found)
+        found = list_inputs(path, recursive=recursive, videos=True)
+        files += sorted((f.resolve(), k) for f, k in found)
     seen: set[Path] = set()
     return [(f, k) for f, k in files if not (f in seen or seen.add(f))]
-
-
-def _videos(folder: Path, recursive: bool) -> list[Path]:
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return [
-        p
-        for p in candidates
-        if p.is_file() and not is_temp_name(p.name) and p.suffix.lower() in VIDEO_SUFFIXES
-    ]
 
 
 def frame_count(path: Path) -> int | None:
