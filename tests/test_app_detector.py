@@ -82,17 +82,22 @@ def test_haar_remains_an_option(astronaut_bgr):
     assert isinstance(make_detector("haar"), HaarCascade)
 
 
-def test_free_dimensions_lets_a_fixed_size_model_take_any_size(tmp_path):
-    """A model declared for 1x3x32x32 (like centerface.onnx) runs on 1x3x64x96 afterwards,
-    and a weight listed among its inputs stops being an input."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])
+def _doubling_model(batch: int):
+    """y = x * w for x of fixed shape (batch, 3, 32, 32), its weight w (2.0) also listed among
+    the graph's inputs, as in centerface.onnx."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 32, 32])
     w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3, 32, 32])
     weight = helper.make_tensor("w", TensorProto.FLOAT, [1], [2.0])
     graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g", [x, w], [y])
     graph.initializer.append(weight)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    fixed = model.SerializeToString()
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_free_dimensions_lets_a_fixed_size_model_take_any_size(tmp_path):
+    """A model declared for 1x3x32x32 (like centerface.onnx) runs on 1x3x64x96 afterwards,
+    and a weight listed among its inputs stops being an input."""
+    fixed = _doubling_model(batch=1).SerializeToString()
     big = np.ones((1, 3, 64, 96), np.float32)
     with pytest.raises(Exception, match="dimension"):
         ort.InferenceSession(fixed).run(None, {"x": big})
@@ -107,13 +112,7 @@ def test_free_dimensions_lets_a_fixed_size_model_take_any_size(tmp_path):
 def test_free_dimensions_changes_only_the_shapes_and_the_listed_weights():
     """Read back with the `onnx` package: nodes, weights and other fields as they were, every
     input and output axis but the kept one named, and a cut-off file refused."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [10, 3, 32, 32])
-    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [10, 3, 32, 32])
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [1], [2.0])
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g", [x, w], [y])
-    graph.initializer.append(weight)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = _doubling_model(batch=10)
     model.doc_string = "kept"
 
     freed = onnx.load_from_string(free_dimensions(model.SerializeToString()))
